@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from agents import views
+
+app_name = "store"
+urlpatterns = [
+    path("", views.home, name="home"),
+]

@@ -1,0 +1,50 @@
+"""ASGI entry point: HTTP through Django, WebSockets through Channels.
+
+The wrapper records the server's event loop so embedded-mode background work
+(``agentstore.dispatch``) can be scheduled on it, and answers the lifespan protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentstore.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from accounts.websocket_auth import WebSocketAuthMiddleware  # noqa: E402
+from agentstore import dispatch  # noqa: E402
+from agentstore.routing import websocket_urlpatterns  # noqa: E402
+
+router = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)
+
+
+async def _lifespan(receive, send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            dispatch.bind_server_loop(asyncio.get_running_loop())
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def application(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    if dispatch.server_loop() is None:
+        dispatch.bind_server_loop(asyncio.get_running_loop())
+    return await router(scope, receive, send)
