@@ -40,6 +40,7 @@ test: install
 # Production mode: DATABASE_URL, REDIS_URL, SECRET_KEY (and SECRET_KEYS) set in the environment.
 serve: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_initial_admin
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m uvicorn agentstore.asgi:application --host $(HOST) --port $(PORT) --workers $${WEB_CONCURRENCY:-2}
 

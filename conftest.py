@@ -22,6 +22,9 @@ HAS_SERVICES = bool(
 )
 NO_SKIPS = os.environ.get("AGENTSTORE_NO_SKIPS") == "1"
 
+# Reusable real servers (ASGI server thread, Celery worker subprocess) for every app's tests.
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.fake_llm"]
+
 
 def pytest_collection_modifyitems(config, items):
     need_services = pytest.mark.skip(

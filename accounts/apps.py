@@ -16,4 +16,6 @@ class AccountsConfig(AppConfig):
         from accounts.roles import sync_role_groups
 
         # Groups and their permissions are configuration, kept in code (accounts.roles).
-        post_migrate.connect(sync_role_groups, sender=self)
+        # No sender: post_migrate is sent per app in INSTALLED_APPS order, and permissions of
+        # apps listed after accounts only exist once their own signal has run.
+        post_migrate.connect(sync_role_groups, dispatch_uid="accounts.sync_role_groups")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
 from accounts.models import AuditLog, User
@@ -29,6 +30,13 @@ def client_ip(request: Any) -> str | None:
     if request is None:
         return None
     meta = getattr(request, "META", None) or {}
+    hops = settings.TRUSTED_PROXY_COUNT
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR", "")
+    if hops and forwarded:
+        # Each trusted proxy appends the address it saw; the client is `hops` from the end.
+        chain = [part.strip() for part in forwarded.split(",") if part.strip()]
+        if len(chain) >= hops:
+            return chain[-hops]
     return meta.get("REMOTE_ADDR") or None
 
 

@@ -41,7 +41,10 @@ def embedded_pieces_in_production(app_configs, **kwargs):
             Warning(
                 "SECRET_KEYS is not set; stored secrets are encrypted with a key derived from "
                 "SECRET_KEY, so rotating SECRET_KEY would make them unreadable.",
-                hint="Set SECRET_KEYS=<id>:<key> (see README, 'Secrets at rest').",
+                hint=(
+                    "Set SECRET_KEYS=<id>:<base64 key> and run manage.py rotate_secrets "
+                    "(docs/operations.md, 'Secrets at rest')."
+                ),
                 id="agentstore.W004",
             )
         )

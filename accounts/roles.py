@@ -35,11 +35,17 @@ _REVIEWER = [
     "agents.view_agentversion",
     "accounts.view_auditlog",
 ]
+_ADMIN = [
+    "integrations.view_systemsetting",
+    "integrations.add_systemsetting",
+    "integrations.change_systemsetting",
+    "integrations.delete_systemsetting",
+]
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.USER: _USER,
     Role.DEVELOPER: _USER + _DEVELOPER,
     Role.REVIEWER: _USER + _REVIEWER,
-    Role.ADMIN: _USER + _DEVELOPER + _REVIEWER,
+    Role.ADMIN: _USER + _DEVELOPER + _REVIEWER + _ADMIN,
 }
 
 

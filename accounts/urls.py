@@ -1,13 +1,17 @@
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
 from django.urls import path
-from django.views.generic import TemplateView
+
+from accounts import views
 
 app_name = "accounts"
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("register/", TemplateView.as_view(template_name="base.html"), name="register"),
-    path("profile/", TemplateView.as_view(template_name="base.html"), name="profile"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("register/", views.register, name="register"),
+    path("profile/", views.profile, name="profile"),
+    path("password/", views.password_change, name="password_change"),
+    path("api-keys/", views.api_keys, name="api_keys"),
+    path("api-keys/<uuid:key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
+    path("language/", views.set_language, name="set_language"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentstore.settings")
@@ -38,6 +39,9 @@ async def _lifespan(receive, send) -> None:
             dispatch.bind_server_loop(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            # Let embedded runs finish (and publish their last events) while the loop lives.
+            await dispatch.drain(getattr(settings, "EMBEDDED_SHUTDOWN_TIMEOUT", 10))
+            dispatch.unbind_server_loop(asyncio.get_running_loop())
             await send({"type": "lifespan.shutdown.complete"})
             return
 

@@ -11,10 +11,11 @@ Callers dispatch from ``transaction.on_commit`` so work never starts before its 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -23,9 +24,16 @@ from django.db import close_old_connections
 
 logger = logging.getLogger(__name__)
 
+TASK_THREAD_PREFIX = "agentstore-task"
+
 _server_loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
 _pending: set[Future] = set()
+_loop_tasks: set[asyncio.Task] = set()
+_executor: ThreadPoolExecutor | None = None
+_execution_mode: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "agentstore_execution_mode", default=None
+)
 
 
 def bind_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:
@@ -33,6 +41,14 @@ def bind_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     global _server_loop
     with _lock:
         _server_loop = loop
+
+
+def unbind_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Forget ``loop`` at server shutdown, unless another server has bound its own since."""
+    global _server_loop
+    with _lock:
+        if _server_loop is loop:
+            _server_loop = None
 
 
 def server_loop() -> asyncio.AbstractEventLoop | None:
@@ -46,53 +62,113 @@ def mode() -> str:
     return "celery" if settings.TASK_DISPATCH == "celery" else "embedded"
 
 
-def _run_in_thread(func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+def execution_mode() -> str:
+    """How the task body calling this runs: ``celery``, ``embedded`` (web process) or ``inline``."""
+    current = _execution_mode.get()
+    if current is not None:
+        return current
+    from celery import current_task
+
+    if current_task and not current_task.request.called_directly:
+        return "celery"
+    return "inline"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _task_executor() -> ThreadPoolExecutor:
+    # A pool of our own, not the loop's default executor: runs last minutes, and the default
+    # pool (min(32, cores + 4) threads) also serves DNS lookups and other short sync calls.
+    global _executor
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=getattr(settings, "EMBEDDED_TASK_THREADS", 16),
+                thread_name_prefix=TASK_THREAD_PREFIX,
+            )
+        return _executor
+
+
+def _run_in_thread(task: Any, args: tuple, kwargs: dict) -> Any:
+    _execution_mode.set("embedded")  # sync_to_async runs us in a copied context
     close_old_connections()
     try:
-        return func(*args, **kwargs)
+        return task.run(*args, **kwargs)
     except Exception:
-        logger.exception("embedded task %s failed", getattr(func, "name", func))
+        logger.exception("embedded task %s failed", getattr(task, "name", task))
         raise
     finally:
         close_old_connections()
 
 
+def _forget(future: Future) -> None:
+    with _lock:
+        _pending.discard(future)
+
+
 def dispatch(task: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run ``task`` (a Celery task) in the background with JSON-serialisable arguments."""
+    """Run ``task`` (a Celery task) in the background with JSON-serialisable arguments.
+
+    Returns Celery's ``AsyncResult``, a ``concurrent.futures.Future`` (embedded, on a
+    worker thread of the web process) or the task's return value (inline).
+    """
     if mode() == "celery":
         return task.apply_async(args=args, kwargs=kwargs)
-    loop = server_loop()
+    # Called from async code without a bound server (e.g. a consumer under test): the
+    # running loop is the server; running inline would block it and break the ORM.
+    loop = server_loop() or _running_loop()
     if loop is None:
-        return task.run(*args, **kwargs)
-    runner = sync_to_async(_run_in_thread, thread_sensitive=False)
-    future = asyncio.run_coroutine_threadsafe(runner(task.run, args, kwargs), loop)
-    _pending.add(future)
-    future.add_done_callback(_pending.discard)
+        token = _execution_mode.set("inline")
+        try:
+            return task.run(*args, **kwargs)
+        finally:
+            _execution_mode.reset(token)
+    runner = sync_to_async(_run_in_thread, thread_sensitive=False, executor=_task_executor())
+    future = asyncio.run_coroutine_threadsafe(runner(task, args, kwargs), loop)
+    with _lock:
+        _pending.add(future)
+    future.add_done_callback(_forget)
     return future
 
 
-def run_on_server_loop(coro_factory: Callable[[], Awaitable[Any]]) -> bool:
-    """Run a coroutine on the server loop from another thread (fire and forget).
+def run_on_server_loop(
+    coro_factory: Callable[[], Awaitable[Any]],
+) -> Future | asyncio.Task | None:
+    """Start a coroutine on the server loop from any thread; None when no loop is bound.
 
-    Returns False when no server loop is bound, so the caller can do the work itself.
     The in-memory channel layer's queues belong to the server loop, so events published
-    from embedded worker threads must be sent from there.
+    from embedded worker threads must be sent from there. From another thread the result
+    is a ``concurrent.futures.Future`` the caller may wait on; on the loop itself, a task.
     """
     loop = server_loop()
     if loop is None:
-        return False
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        loop.create_task(coro_factory())
-    else:
-        asyncio.run_coroutine_threadsafe(coro_factory(), loop)
-    return True
+        return None
+    if _running_loop() is loop:
+        task = loop.create_task(coro_factory())
+        # The loop keeps only weak references to tasks: hold one until it is done.
+        _loop_tasks.add(task)
+        task.add_done_callback(_loop_tasks.discard)
+        return task
+    return asyncio.run_coroutine_threadsafe(coro_factory(), loop)
+
+
+async def drain(grace: float) -> None:
+    """At server shutdown: give embedded tasks up to ``grace`` s to finish on a live loop."""
+    with _lock:
+        pending = list(_pending)
+    if pending:
+        logger.info("waiting up to %.0f s for %d background task(s)", grace, len(pending))
+        await asyncio.wait([asyncio.wrap_future(f) for f in pending], timeout=grace)
 
 
 def wait_for_pending(timeout: float = 10.0) -> None:
     """Test helper: block until embedded background work scheduled so far has finished."""
-    for future in list(_pending):
+    with _lock:
+        pending = list(_pending)
+    for future in pending:
         future.result(timeout=timeout)

@@ -1,9 +1,18 @@
-"""Liveness (``/healthz``) and readiness (``/readyz``) endpoints (SPEC §11)."""
+"""Liveness (``/healthz``) and readiness (``/readyz``) endpoints (SPEC §11).
+
+``/readyz`` answers 200 only when every check passes, else 503; each check reports
+``ok``, its time in ms and either details or a short error (credentials in URLs are
+masked). Apps add their own checks (e.g. the vector store) with :func:`register_check`
+from their ``AppConfig.ready()``.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -14,7 +23,21 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from agentstore.observability import redact
+
+logger = logging.getLogger(__name__)
 STARTED_AT = time.time()
+CHECK_TIMEOUT_S = 2.0
+_extra_checks: dict[str, Callable[[], dict[str, Any] | None]] = {}
+
+
+def register_check(name: str, check: Callable[[], dict[str, Any] | None]) -> None:
+    """Add a readiness check: a callable that raises on failure, or returns details."""
+    _extra_checks[name] = check
+
+
+def _safe_error(exc: BaseException) -> str:
+    return redact(f"{type(exc).__name__}: {exc}")[:300]
 
 
 @never_cache
@@ -30,7 +53,7 @@ def _timed(check) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure, never raises
         return {
             "ok": False,
-            "error": f"{type(exc).__name__}: {exc}"[:300],
+            "error": _safe_error(exc),
             "ms": round((time.perf_counter() - start) * 1000, 1),
         }
     return {"ok": True, "ms": round((time.perf_counter() - start) * 1000, 1), **(detail or {})}
@@ -49,7 +72,7 @@ def _check_channel_layer() -> dict[str, Any]:
 
     async def roundtrip() -> None:
         await layer.send(channel, {"type": "readyz.ping"})
-        await layer.receive(channel)
+        await asyncio.wait_for(layer.receive(channel), timeout=CHECK_TIMEOUT_S)
 
     async_to_sync(roundtrip)()
     return {"backend": type(layer).__name__}
@@ -58,9 +81,11 @@ def _check_channel_layer() -> dict[str, Any]:
 def _check_broker() -> dict[str, Any]:
     from agentstore.celery import app
 
-    with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
-    return {"transport": app.conf.broker_url.split(":", 1)[0]}
+    # The URL from settings (not the app's cached conf) so the check follows overrides.
+    url = settings.CELERY_BROKER_URL
+    with app.connection_for_write(url=url) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=CHECK_TIMEOUT_S)
+    return {"transport": url.split(":", 1)[0]}
 
 
 @never_cache
@@ -72,7 +97,14 @@ def readyz(request: HttpRequest) -> JsonResponse:
     }
     if settings.TASK_DISPATCH == "celery":
         checks["broker"] = _timed(_check_broker)
-    ready = all(check["ok"] for check in checks.values())
+    for name, check in _extra_checks.items():
+        checks[name] = _timed(check)
+    failed = sorted(name for name, check in checks.items() if not check["ok"])
+    for name in failed:
+        logger.warning(
+            "readiness check %s failed: %s", name, checks[name]["error"], extra={"check": name}
+        )
+    ready = not failed
     return JsonResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks},
         status=200 if ready else 503,

@@ -2,6 +2,10 @@
 
 Every request gets an id (an incoming ``X-Request-ID`` is kept if it looks sane); log
 records carry it, and runs later set their own id with :func:`bind_request_id`.
+
+As a second line of defence (the first is never logging secrets), the handler filter
+redacts credentials in URLs, bearer tokens and ``sk-`` style API keys from messages and
+tracebacks, and the JSON formatter masks ``extra=`` fields whose names look secret.
 """
 
 from __future__ import annotations
@@ -19,6 +23,22 @@ from django.http import HttpRequest, HttpResponse
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REDACTIONS = [
+    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://)[^/@\s]*@", re.I), r"\g<keep>***@"),
+    (re.compile(r"(?P<keep>\bbearer\s+)[A-Za-z0-9._~+/-]+=*", re.I), r"\g<keep>***"),
+    (re.compile(r"(?P<keep>\bsk-)[A-Za-z0-9_-]{12,}"), r"\g<keep>***"),
+]
+# Whole names or suffixes only, so metrics such as ``tokens_in`` are not masked.
+_SECRET_NAME = re.compile(
+    r"(^|_)(password|passwd|secret|secret_key|api_?key|token|authorization|credentials?)$", re.I
+)
+
+
+def redact(text: str) -> str:
+    """Mask credentials in URLs, bearer tokens and ``sk-`` keys inside free text."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def current_request_id() -> str:
@@ -27,6 +47,10 @@ def current_request_id() -> str:
 
 def bind_request_id(value: str) -> contextvars.Token:
     return _request_id.set(value)
+
+
+def reset_request_id(token: contextvars.Token) -> None:
+    _request_id.reset(token)
 
 
 class RequestIdMiddleware:
@@ -68,9 +92,26 @@ class RequestIdMiddleware:
 
 
 class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` and redacts secrets from the message and traceback text."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = _request_id.get()
+            rid = _request_id.get()
+            if rid == "-":
+                # Django logs 4xx/5xx responses after the middleware chain has returned
+                # (django.request passes the request as extra): take the id from there.
+                rid = getattr(getattr(record, "request", None), "request_id", "-")
+            record.request_id = rid
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = None  # a bad format call: leave it to the handler's error reporting
+        if message is not None:
+            redacted = redact(message)
+            if redacted != message:
+                record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -89,8 +130,13 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
         }
         for key, value in vars(record).items():
-            if key not in _RESERVED and not key.startswith("_"):
-                payload[key] = value
+            if key in _RESERVED or key.startswith("_"):
+                continue
+            if isinstance(value, HttpRequest):
+                # Not its repr: that holds the query string, which may carry a token.
+                payload["method"], payload["path"] = value.method, value.path
+            else:
+                payload[key] = "***" if _SECRET_NAME.search(key) else value
         if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
+            payload["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(payload, default=str, ensure_ascii=False)

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -220,8 +221,9 @@ GUARDIAN_RAISE_403 = False
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row
 
 # --- secrets at rest -----------------------------------------------------------------------
-# SECRET_KEYS: comma-separated "key_id:base64key" entries, first is used for encryption.
-SECRET_KEYS = env_list("SECRET_KEYS")
+# SECRET_KEYS: "key_id:base64key" entries separated by commas or whitespace (SECRET_KEYS_FILE
+# works too); the first encrypts, all decrypt. Validated at start-up by integrations.secrets.
+SECRET_KEYS = env_str("SECRET_KEYS").replace(",", " ").split()
 SECRET_CIPHER = env_str("SECRET_CIPHER", "fernet")
 
 # --- i18n ----------------------------------------------------------------------------------
@@ -303,6 +305,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+# Reverse proxies in front of the app that append to X-Forwarded-For (0 = trust none).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # Outbound HTTP policy (provider calls, MCP, webhooks): hosts allowed despite being private.
 OUTBOUND_ALLOWLIST = env_list("OUTBOUND_ALLOWLIST")
 
@@ -335,3 +339,18 @@ LOGGING = {
 MAX_SESSIONS_PER_USER = env_int("MAX_SESSIONS_PER_USER", 200)
 MAX_CONCURRENT_RUNS_PER_USER = env_int("MAX_CONCURRENT_RUNS_PER_USER", 5)
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
+
+# --- agent runs (chats.runtime; see chats/runtime/execute.py and recovery.py) ---------------
+# Soft: enforced inside the run (it fails with "time_limit"); hard: Celery kills the task
+# (prefork pool) and the sweeper fails runs that started longer ago.
+RUN_SOFT_TIME_LIMIT = env_int("RUN_SOFT_TIME_LIMIT", 600)
+RUN_HARD_TIME_LIMIT = env_int("RUN_HARD_TIME_LIMIT", 660)
+RUN_MAX_RETRIES = env_int("RUN_MAX_RETRIES", 2)  # transient provider errors before a token
+RUN_HEARTBEAT_INTERVAL = float(env_str("RUN_HEARTBEAT_INTERVAL", "5"))
+RUN_STALE_AFTER = float(env_str("RUN_STALE_AFTER", "30"))  # heartbeat older: worker lost
+RUN_SWEEP_INTERVAL = env_int("RUN_SWEEP_INTERVAL", 30)
+RUN_PENDING_TIMEOUT = env_int("RUN_PENDING_TIMEOUT", 3600)
+RUN_MAX_ITERS = env_int("RUN_MAX_ITERS", 10)  # reasoning-acting iterations per reply
+CELERY_BEAT_SCHEDULE = {
+    "runs-sweep": {"task": "agentstore.runs_sweep", "schedule": float(RUN_SWEEP_INTERVAL)},
+}

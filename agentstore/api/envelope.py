@@ -94,7 +94,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             headers["Retry-After"] = str(details["retry_after"])
     else:
         view = context.get("view")
-        logger.error("unhandled error in %s", type(view).__name__ if view else "api")
+        logger.error("unhandled error in %s", type(view).__name__ if view else "api", exc_info=exc)
         code, message, details = 50001, _("Internal server error."), None
     response = Response(error_body(code, message, details), status=code // 100, headers=headers)
     response.exception = True

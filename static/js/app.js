@@ -1,44 +1,92 @@
-// Site-wide behaviour: theme toggle (stored per user), language auto-submit, mobile nav.
+// Site-wide behaviour: theme toggle (stored per user, cookie for visitors), language
+// auto-submit, mobile menu, copy buttons. Plain JS, no build step.
 (function () {
   "use strict";
-  const ORDER = ["system", "light", "dark"];
+  var THEMES = ["system", "light", "dark"];
 
   function csrfToken() {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
+    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (m) return decodeURIComponent(m[1]);
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
   }
   window.AgentStore = window.AgentStore || {};
   window.AgentStore.csrfToken = csrfToken;
 
-  const toggle = document.querySelector("[data-theme-toggle]");
+  // Theme: the server renders data-theme on <html>, so this only handles changes.
+  var toggle = document.querySelector("[data-theme-toggle]");
+  function applyTheme(theme) {
+    document.documentElement.setAttribute("data-theme", theme);
+    var label = toggle && toggle.querySelector("[data-theme-label]");
+    if (label) label.textContent = toggle.getAttribute("data-label-" + theme) || theme;
+    document.cookie = "theme=" + theme + "; path=/; max-age=31536000; samesite=lax";
+  }
   if (toggle) {
     toggle.addEventListener("click", function () {
-      const root = document.documentElement;
-      const current = root.getAttribute("data-theme") || "system";
-      const next = ORDER[(ORDER.indexOf(current) + 1) % ORDER.length];
-      root.setAttribute("data-theme", next);
-      const label = toggle.querySelector("[data-theme-label]");
-      if (label) label.textContent = toggle.getAttribute("data-label-" + next) || next;
-      document.cookie = "theme=" + next + "; path=/; max-age=31536000; samesite=lax";
-      const url = toggle.getAttribute("data-save-url");
-      if (url) {
-        fetch(url, {
-          method: "PATCH", credentials: "same-origin",
-          headers: {"Content-Type": "application/json", "X-CSRFToken": csrfToken()},
-          body: JSON.stringify({theme: next}),
-        }).catch(function () { /* the cookie still remembers it */ });
-      }
+      var current = document.documentElement.getAttribute("data-theme") || "system";
+      var next = THEMES[(THEMES.indexOf(current) + 1) % THEMES.length];
+      applyTheme(next);
+      var url = toggle.getAttribute("data-save-url");
+      if (!url) return;
+      toggle.setAttribute("aria-busy", "true");
+      fetch(url, {
+        method: "PATCH",
+        credentials: "same-origin",
+        headers: {"Content-Type": "application/json", "Accept": "application/json",
+                  "X-CSRFToken": csrfToken()},
+        body: JSON.stringify({theme: next}),
+      }).catch(function () { /* offline: the cookie still remembers it for now */ })
+        .then(function () { toggle.removeAttribute("aria-busy"); });
     });
   }
+
   document.querySelectorAll("select[data-autosubmit]").forEach(function (el) {
     el.addEventListener("change", function () { el.form.submit(); });
   });
-  const navToggle = document.querySelector("[data-nav-toggle]");
+
+  // Mobile menu.
+  var navToggle = document.querySelector("[data-nav-toggle]");
   if (navToggle) {
-    navToggle.addEventListener("click", function () {
-      const nav = document.getElementById("main-nav");
-      const open = nav.classList.toggle("open");
+    var menu = document.getElementById(navToggle.getAttribute("aria-controls"));
+    var setOpen = function (open) {
+      menu.classList.toggle("open", open);
       navToggle.setAttribute("aria-expanded", open ? "true" : "false");
+    };
+    navToggle.addEventListener("click", function () {
+      setOpen(!menu.classList.contains("open"));
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && menu.classList.contains("open")) {
+        setOpen(false);
+        navToggle.focus();
+      }
     });
   }
+
+  // Copy buttons: <button data-copy-target="input-id" data-copied-label="Copied">.
+  document.querySelectorAll("[data-copy-target]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var source = document.getElementById(button.getAttribute("data-copy-target"));
+      if (!source) return;
+      var text = source.value || source.textContent;
+      var done = function () {
+        var original = button.getAttribute("data-label") || button.textContent;
+        button.setAttribute("data-label", original);
+        button.textContent = button.getAttribute("data-copied-label") || original;
+        setTimeout(function () { button.textContent = original; }, 2000);
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, function () {
+          source.select(); document.execCommand("copy"); done();
+        });
+      } else {
+        source.select();
+        document.execCommand("copy");
+        done();
+      }
+    });
+  });
+  document.querySelectorAll("[data-copy-source]").forEach(function (input) {
+    input.addEventListener("focus", function () { input.select(); });
+  });
 })();

@@ -1,0 +1,166 @@
+"""Store search ranking (agents.search): the SQLite fallback everywhere, the PostgreSQL
+full-text + trigram search where the database is PostgreSQL (integration)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from agents.models import Agent, Tag
+from agents.search import fulltext_query_text, split_terms, store_search
+from agents.selectors import store_agents
+from agents.tests.factories import published_agent
+
+
+@pytest.fixture(autouse=True)
+def _no_builtins(db):
+    Agent.objects.filter(is_builtin=True).update(status=Agent.Status.ARCHIVED)
+
+
+@pytest.fixture
+def agents(developer):
+    made = {
+        "reviewer": published_agent(
+            developer=developer,
+            name="Code Reviewer",
+            slug="code-reviewer",
+            short_description="Reviews pull requests and finds bugs.",
+            description="Knows **Python**, Rust and Go.",
+            install_count=500,
+            rating_avg=Decimal("4.20"),
+        ),
+        "tutor": published_agent(
+            developer=developer,
+            name="Python Tutor",
+            slug="python-tutor",
+            short_description="Teaches programming step by step.",
+            description="From variables to decorators.",
+            install_count=40,
+        ),
+        "kefu": published_agent(
+            developer=developer,
+            name="智能客服助手",
+            slug="kefu",
+            short_description="回答客户关于订单和退货的问题。",
+            install_count=120,
+        ),
+        "translator": published_agent(
+            developer=developer,
+            name="Translator",
+            slug="translator",
+            short_description="Translates between Chinese and English.",
+            description="翻译中文和英文文档。",
+            install_count=80,
+        ),
+    }
+    made["translator"].tags.add(Tag.objects.create(name="翻译", slug="fanyi"))
+    made["tutor"].tags.add(Tag.objects.create(name="education", slug="education"))
+    return made
+
+
+def _slugs(q: str) -> list[str]:
+    return [agent.slug for agent in store_search(store_agents(), q)]
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("客服", '"客 服"'),
+        ("智能 客服 bot", '"智 能" "客 服" bot'),
+        # Inside quotes the characters are only spaced out: the quotes make the phrase.
+        ('"客服 系统"', '" 客 服 系 统 "'),
+        ("code -java", "code -java"),
+        ("  many   spaces ", "many spaces"),
+    ],
+)
+def test_query_text_turns_cjk_runs_into_phrases(q, expected):
+    assert fulltext_query_text(" ".join(q.split())) == expected
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("python tutor", ("python tutor", [])),
+        ("python -rust", ("python", ["rust"])),
+        ('"code review" or bugs', ("code review bugs", [])),
+    ],
+)
+def test_split_terms(q, expected):
+    assert split_terms(q) == expected
+
+
+def test_empty_query_changes_nothing(agents):
+    queryset = store_agents().order_by("name")
+    assert store_search(queryset, "   ") is queryset
+
+
+def test_exact_name_match_comes_first(agents):
+    assert _slugs("Python Tutor")[0] == "python-tutor"
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("pull requests", ["code-reviewer"]),
+        ("decorators", ["python-tutor"]),
+        ("education", ["python-tutor"]),
+        ("客服", ["kefu"]),
+        ("翻译", ["translator"]),
+        ("nothing-like-this", []),
+    ],
+)
+def test_matches_name_descriptions_and_tags(agents, q, expected):
+    assert _slugs(q) == expected
+
+
+def test_popularity_breaks_ties_between_equal_matches(agents):
+    # "python" is in the tutor's name but only in the reviewer's description; the name
+    # match outranks 10x the installs.
+    assert _slugs("python") == ["python-tutor", "code-reviewer"]
+
+
+def test_search_respects_the_given_queryset(agents):
+    only_tutor = store_agents().filter(slug="python-tutor")
+    assert [a.slug for a in store_search(only_tutor, "python")] == ["python-tutor"]
+
+
+def test_search_never_returns_agents_outside_the_queryset(agents, developer):
+    draft = published_agent(developer=developer, name="Python Draft", slug="python-draft")
+    Agent.objects.filter(pk=draft.pk).update(status=Agent.Status.DRAFT)
+    assert "python-draft" not in _slugs("python")
+
+
+# --- PostgreSQL only: the integration marker runs these where DATABASE_URL is PostgreSQL ---
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("q", "expected_first"),
+    [
+        ("pythn tutr", "python-tutor"),
+        ("Code Reviewr", "code-reviewer"),
+        ("Translater", "translator"),
+    ],
+)
+def test_typos_in_names_are_tolerated(agents, q, expected_first):
+    assert _slugs(q)[0] == expected_first
+
+
+@pytest.mark.integration
+def test_websearch_syntax_excludes_words(agents):
+    assert _slugs("python -rust") == ["python-tutor"]
+    assert _slugs('"pull requests" or 客服') == ["code-reviewer", "kefu"]
+
+
+@pytest.mark.integration
+def test_renaming_a_tag_updates_the_search_index(agents):
+    Tag.objects.filter(slug="education").update(name="schooling")
+    assert _slugs("schooling") == ["python-tutor"]
+    assert _slugs("education") == []
+
+
+@pytest.mark.integration
+def test_editing_a_description_updates_the_search_index(agents):
+    Agent.objects.filter(slug="kefu").update(description="Handles refunds quickly.")
+    assert _slugs("refunds") == ["kefu"]

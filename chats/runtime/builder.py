@@ -1,0 +1,274 @@
+"""Everything a run needs, loaded from the database, and the AgentScope agents built from it.
+
+:func:`prepare` (sync, in the run's database thread) reads the pinned ``AgentVersion``'s
+normalised configuration, resolves the LLM model, renders the persona and loads the
+conversation memory into a :class:`RunContext` of plain data. :func:`make_agent` builds an
+``agentscope.agent.Agent`` on the run's event loop from it; the chat model is built per
+run (clients are bound to the loop that uses them, NOTES: pitfall 2) and closed at the
+end by the executor.
+
+Memory (``config.memory``): the conversation path — the parent chain from the chat's root
+to the user message of this run — keeping the last ``window`` usable messages (the user
+message included). Failed, deleted and empty messages, system and tool messages are left
+out. One-off runs have no history: their input text is the only message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from agents.config import normalize_config
+from chats.models import ChatMessage, Run, RunStep
+from chats.runtime import persona
+from chats.runtime.errors import RunFailure
+
+logger = logging.getLogger(__name__)
+
+AGENT_NAME = "assistant"
+# Used when a version has no system prompt: some providers refuse an empty one.
+DEFAULT_SYSTEM_PROMPT = "You are {agent_name}, a helpful assistant."
+_agentscope_ready = False
+_KEYLIKE = re.compile(
+    r"(?i)(bearer\s+\S+|sk-[A-Za-z0-9_\-*.]{4,}|(api[_-]?key|token)\s*[=:]\s*\S+)"
+)
+
+
+class _ScrubFilter(logging.Filter):
+    """AgentScope logs provider errors verbatim; providers echo keys back. Scrub them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = _KEYLIKE.sub("***", message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, ()
+        return True
+
+
+def ensure_agentscope() -> None:
+    """Import AgentScope once per process and hand its logger to Django's logging.
+
+    Importing it installs an INFO handler on stderr for logger ``"as"`` with propagation
+    off (NOTES: pitfall 6); we remove it so our handlers and levels apply.
+    """
+    global _agentscope_ready
+    if _agentscope_ready:
+        return
+    import agentscope.agent  # noqa: F401 - the expensive import, once
+    import agentscope.model  # noqa: F401
+
+    as_logger = logging.getLogger("as")
+    as_logger.handlers.clear()
+    as_logger.propagate = True
+    configured = (getattr(settings, "LOGGING", {}) or {}).get("loggers", {}).get("as")
+    as_logger.setLevel(logging.NOTSET if configured else logging.WARNING)
+    as_logger.addFilter(_ScrubFilter())
+    _agentscope_ready = True
+
+
+@dataclass
+class RunContext:
+    """Plain data for one execution (no lazy database access after :func:`prepare`)."""
+
+    run_id: str
+    attempt: int
+    chat_id: str | None
+    message_id: str  # the AG-UI message id of the answer (assistant message or run id)
+    thread_id: str
+    agent_name: str
+    agent_type: str
+    version_label: str
+    config: dict[str, Any]
+    system_prompt: str
+    few_shot: list[tuple[str, str]]
+    history: list[tuple[str, str]]
+    user_text: str
+    llm_model: Any
+    user: Any
+    step_offset: int = 0
+    variables: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        return self.config.get("model") or {}
+
+
+def resolve_llm_model(config: dict[str, Any]) -> Any:
+    """The version's model, or the platform default when it names none."""
+    from integrations.models import LLMModel
+    from integrations.selectors import default_llm_model
+
+    model_id = (config.get("model") or {}).get("llm_model_id")
+    if model_id:
+        llm = LLMModel.objects.filter(pk=model_id).first()
+        if llm is None:
+            raise RunFailure(
+                "model_not_found", _("The model this agent is configured with no longer exists.")
+            )
+        if not llm.is_active:
+            raise RunFailure(
+                "model_inactive",
+                _("The model %(model)s is not active.") % {"model": llm.display_name},
+            )
+        return llm
+    llm = default_llm_model()
+    if llm is None:
+        raise RunFailure(
+            "no_model", _("No default model is configured; ask an administrator to set one.")
+        )
+    return llm
+
+
+def _usable(row: dict[str, Any]) -> bool:
+    if row["status"] == ChatMessage.Status.DELETED or not (row["content"] or "").strip():
+        return False
+    if row["role"] == ChatMessage.Role.USER:
+        return True
+    return (
+        row["role"] == ChatMessage.Role.ASSISTANT
+        and row["status"] == ChatMessage.Status.SENT
+        and row["message_type"] == ChatMessage.MessageType.TEXT
+    )
+
+
+def conversation_path(run: Run, window: int) -> tuple[list[tuple[str, str]], str]:
+    """``(history, user_text)``: the last ``window`` usable messages on the path to the
+    run's user message (that message is ``user_text``, the rest is ``history``)."""
+    if run.user_message_id is None or run.chat_id is None:
+        return [], str((run.input or {}).get("text") or "")
+    parents = dict(ChatMessage.objects.filter(chat_id=run.chat_id).values_list("id", "parent_id"))
+    path: list[Any] = []
+    node = run.user_message_id
+    while node is not None and node not in path:
+        path.append(node)
+        node = parents.get(node)
+    path.reverse()
+    rows = {
+        row["id"]: row
+        for row in ChatMessage.objects.filter(pk__in=path).values(
+            "id", "role", "status", "message_type", "content"
+        )
+    }
+    usable = [rows[pk] for pk in path if pk in rows and _usable(rows[pk])]
+    current = rows.get(run.user_message_id)
+    user_text = (current or {}).get("content") or str((run.input or {}).get("text") or "")
+    usable = [row for row in usable if row["id"] != run.user_message_id][-(max(1, window) - 1) :]
+    if window <= 1:
+        usable = []
+    return [(row["role"], row["content"]) for row in usable], user_text
+
+
+def prepare(run_id: str) -> RunContext:
+    """Load a claimed run's context (raises RunFailure for configuration problems)."""
+    run = Run.objects.select_related(
+        "agent", "agent_version", "user", "chat", "assistant_message"
+    ).get(pk=run_id)
+    config = normalize_config(run.agent_version.config or {})
+    if not isinstance(config, dict):
+        raise RunFailure("invalid_config", _("The agent's configuration is not valid."))
+    llm_model = resolve_llm_model(config)
+    memory = config.get("memory") or {}
+    history, user_text = conversation_path(run, int(memory.get("window") or 20))
+    if not user_text.strip():
+        raise RunFailure("empty_input", _("There is no message to answer."))
+    user = run.user
+    context = dict((run.input or {}).get("context") or {})
+    overrides = {
+        **((run.chat.context or {}).get("variables") or {} if run.chat else {}),
+        **(context.get("variables") or {}),
+    }
+    now = timezone.localtime()
+    platform = persona.platform_variables(
+        user_name=user.display_name or user.username,
+        agent_name=run.agent.name,
+        locale=str(context.get("locale") or user.language or settings.LANGUAGE_CODE),
+        now=now,
+    )
+    variables = persona.persona_variables(config, platform=platform, overrides=overrides)
+    message_id = str(run.assistant_message_id or run.id)
+    return RunContext(
+        run_id=str(run.id),
+        attempt=run.attempt,
+        chat_id=str(run.chat_id) if run.chat_id else None,
+        message_id=message_id,
+        thread_id=str(run.chat_id or run.id),
+        agent_name=run.agent.name,
+        agent_type=str(config.get("agent_type") or "react"),
+        version_label=run.agent_version.version,
+        config=config,
+        system_prompt=persona.render_system_prompt(config, variables).strip()
+        or DEFAULT_SYSTEM_PROMPT.format(agent_name=run.agent.name),
+        few_shot=persona.few_shot_turns(config, variables),
+        history=history,
+        user_text=user_text,
+        llm_model=llm_model,
+        user=user,
+        step_offset=RunStep.objects.filter(run_id=run.id).count() if run.attempt > 1 else 0,
+        variables=variables,
+    )
+
+
+def build_chat_model_sync(ctx: RunContext) -> Any:
+    """The AgentScope chat model for the run (sync: key resolution reads the database)."""
+    from integrations.llm import ProviderError, build_chat_model
+
+    model = ctx.model_config
+    try:
+        return build_chat_model(
+            ctx.llm_model,
+            user=ctx.user,
+            temperature=model.get("temperature"),
+            max_tokens=model.get("max_tokens"),
+            params=model.get("params") or {},
+            stream=bool(model.get("stream", True)),
+        )
+    except ProviderError as exc:
+        raise RunFailure(exc.code, exc.message, transient=exc.transient) from None
+
+
+def messages(
+    ctx: RunContext, *, user_text: str | None = None, with_history: bool = True
+) -> list[Any]:
+    """Few-shot turns, the remembered conversation and the user's message as AgentScope
+    ``Msg`` objects (roles user/assistant only, text blocks only)."""
+    from agentscope.message import AssistantMsg, UserMsg
+
+    turns = list(ctx.few_shot)
+    if with_history:
+        turns.extend(ctx.history)
+    turns.append(("user", ctx.user_text if user_text is None else user_text))
+    return [
+        UserMsg(name="user", content=text)
+        if role == "user"
+        else AssistantMsg(name=AGENT_NAME, content=text)
+        for role, text in turns
+    ]
+
+
+def make_agent(
+    chat_model: Any, *, system_prompt: str, toolkit: Any = None, max_iters: int = 10
+) -> Any:
+    """An AgentScope agent for one part of a run.
+
+    Model retries live in the provider layer (``ModelConfig(max_retries=0)``); runtime
+    state injection (a "current time" message per reply) is off so prompts stay as the
+    developer wrote them (NOTES: pitfall 8); cancellation re-raises so the executor sees
+    a stop (NOTES: pitfall 4).
+    """
+    from agentscope.agent import Agent, InjectionConfig, ModelConfig, ReActConfig
+
+    return Agent(
+        name=AGENT_NAME,
+        system_prompt=system_prompt,
+        model=chat_model,
+        toolkit=toolkit,
+        model_config=ModelConfig(max_retries=0),
+        react_config=ReActConfig(max_iters=max_iters, interruption_raise_cancelled_error=True),
+        injection_config=InjectionConfig(inject_runtime_state=False),
+    )

@@ -1,0 +1,170 @@
+"""The same run executed inline, by the embedded dispatcher under a real ASGI server, and
+by a real Celery worker (PostgreSQL + Redis) stores the same events; what is published
+live is exactly what is stored. A worker killed mid-run never leaves the run running."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from agentstore.dispatch import dispatch
+from chats import events, selectors
+from chats.models import ChatMessage, Run
+from chats.runtime.execute import run_execute
+from chats.tasks import run_execute_task, runs_sweep_task
+from chats.tests.runtime_helpers import (
+    agent_version,
+    chat_run,
+    collapsed_types,
+    fake_model,
+    stored,
+    text_of,
+)
+from tests.fakes.openai_server import Reply, ToolCall
+
+WORKER_ENV = {"OUTBOUND_ALLOWLIST": "127.0.0.1", "LLM_MAX_RETRIES": "0"}
+
+
+def script() -> list[Reply]:
+    return [
+        Reply(tool_calls=[ToolCall(name="current_time", arguments={"timezone": "UTC"})]),
+        Reply(text="The time is now, as you can see."),
+    ]
+
+
+def signature(run: Run) -> tuple[list[str], str, str]:
+    run.refresh_from_db()
+    return collapsed_types(run), text_of(run), run.status
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+def finished(run: Run) -> bool:
+    return Run.objects.filter(pk=run.pk, status__in=Run.TERMINAL).exists()
+
+
+async def join(layer, group: str) -> str:
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
+async def collect(layer, channel: str, timeout: float = 20.0) -> list[dict]:
+    received = []
+    while True:
+        message = await asyncio.wait_for(layer.receive(channel), timeout=timeout)
+        received.append(message["event"])
+        if message["event"]["type"] in {"RUN_FINISHED", "RUN_ERROR"}:
+            return received
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedded_run_under_an_asgi_server_matches_inline_and_publishes_what_it_stores(
+    user, fake_llm, asgi_server, in_memory_channel_layer
+):
+    version = agent_version(fake_model(fake_llm), builtin_tools=["current_time"])
+    fake_llm.queue(*script())
+    inline = chat_run(user, version, "What time is it?")
+    run_execute(str(inline.pk))
+    fake_llm.queue(*script())
+    embedded = chat_run(user, version, "What time is it?")
+    channel = asgi_server.call(join(in_memory_channel_layer, events.chat_group(embedded.chat_id)))
+
+    future = dispatch(run_execute_task, str(embedded.pk))
+
+    assert future.result(timeout=30) == "completed"
+    live = asgi_server.call(collect(in_memory_channel_layer, channel), timeout=30)
+    assert signature(embedded) == signature(inline)
+    assert signature(embedded)[2] == Run.Status.COMPLETED
+    assert live == selectors.run_events_after(embedded)
+    assert [event["seq"] for event in live] == list(range(1, len(live) + 1))
+    assert {event["runId"] for event in live} == {str(embedded.pk)}
+
+
+@pytest.mark.integration
+def test_a_celery_worker_stores_the_same_events_as_inline(
+    user, fake_llm, celery_worker_factory
+):
+    celery_worker_factory.start(env=WORKER_ENV)
+    version = agent_version(fake_model(fake_llm), builtin_tools=["current_time"])
+    fake_llm.queue(*script())
+    inline = chat_run(user, version, "What time is it?")
+    run_execute(str(inline.pk))
+    fake_llm.queue(*script())
+    celery_run = chat_run(user, version, "What time is it?")
+
+    dispatch(run_execute_task, str(celery_run.pk))
+
+    wait_until(lambda: finished(celery_run))
+    assert signature(celery_run) == signature(inline)
+    assert signature(celery_run)[2] == Run.Status.COMPLETED
+    assert [e["seq"] for e in selectors.run_events_after(celery_run)] == list(
+        range(1, len(stored(celery_run)) + 1)
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("streamed", [True, False], ids=["after-first-token", "before"])
+def test_a_worker_killed_mid_run_never_leaves_it_running(
+    user, fake_llm, celery_worker_factory, settings, streamed
+):
+    settings.RUN_STALE_AFTER = 2
+    recovering = {
+        **WORKER_ENV,
+        "RUN_STALE_AFTER": "2",
+        "RUN_HEARTBEAT_INTERVAL": "0.5",
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+    }
+    worker = celery_worker_factory.start(env={**WORKER_ENV, "RUN_HEARTBEAT_INTERVAL": "0.5"})
+    if streamed:
+        fake_llm.queue(Reply(token_count=300, token_delay=0.05))
+    else:
+        fake_llm.queue(Reply(text="Too slow.", first_token_delay=30))
+    fake_llm.queue(Reply(text="Recovered answer."))
+    version = agent_version(fake_model(fake_llm), agent_type="dialog")
+    run = chat_run(user, version, "Tell me something")
+
+    dispatch(run_execute_task, str(run.pk))
+    if streamed:
+        wait_until(lambda: Run.objects.filter(pk=run.pk, first_token_at__isnull=False).exists())
+    else:
+        wait_until(lambda: fake_llm.chat_requests)
+    worker.kill(signal.SIGKILL)
+    celery_worker_factory.start(env=recovering)
+
+    # Celery beat would run the sweeper; here the test does, until the run has ended.
+    def ended() -> bool:
+        if finished(run):
+            return True
+        runs_sweep_task.run()
+        return finished(run)
+
+    wait_until(ended, timeout=60, interval=0.5)
+    run.refresh_from_db()
+    user_message = ChatMessage.objects.get(pk=run.user_message_id)
+    assert (user_message.content, user_message.status) == ("Tell me something", "sent")
+    assert stored(run)[-1]["type"] in {"RUN_FINISHED", "RUN_ERROR"}
+    assert [p["type"] for p in stored(run)].count("RUN_STARTED") == 1
+    assert list(run.events.values_list("seq", flat=True)) == list(range(1, run.last_seq + 1))
+    if streamed:
+        assert (run.status, run.error_code) == (Run.Status.FAILED, "worker_lost")
+        assert run.output == text_of(run)
+        assert ChatMessage.objects.get(pk=run.assistant_message_id).status == "failed"
+    else:
+        assert (run.status, run.attempt, run.output) == (
+            Run.Status.COMPLETED,
+            2,
+            "Recovered answer.",
+        )
