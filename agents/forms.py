@@ -402,13 +402,13 @@ class VersionConfigForm(forms.Form):
     )
     config_json_original = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, developer, version, **kwargs):
+    def __init__(self, data=None, *, developer, version, **kwargs):
         self.developer = developer
         self.version_obj = version
         self.base_config = normalize_config(copy.deepcopy(version.config or {}))
-        if not args and "data" not in kwargs:
+        if data is None:
             kwargs.setdefault("initial", self.initial_from_config(version, self.base_config))
-        super().__init__(*args, **kwargs)
+        super().__init__(data, **kwargs)
         self.fields["llm_model"].queryset = selectors.llm_models_usable_by(developer)
         self.fields["skill_versions"].queryset = selectors.skill_versions_usable_by(
             developer
@@ -477,9 +477,14 @@ class VersionConfigForm(forms.Form):
 
     @property
     def json_edited(self) -> bool:
-        data = self.data
-        original = (data.get("config_json_original") or "").strip()
-        return (data.get("config_json") or "").strip() != original
+        """Did the developer change the JSON? Compared as data, not text: browsers send
+        textarea line breaks as CRLF, and re-indenting changes nothing."""
+        edited = self.data.get("config_json") or ""
+        original = self.data.get("config_json_original") or ""
+        try:
+            return json.loads(edited) != json.loads(original)
+        except json.JSONDecodeError:
+            return edited.strip() != original.strip()
 
     def full_clean(self) -> None:
         super().full_clean()

@@ -1,19 +1,26 @@
 """Store search: ``store_search(queryset, q)`` filters and ranks a queryset of agents.
 
-On PostgreSQL (migration ``0002_store_search``):
+On PostgreSQL (migration ``0002_store_search``) it works in two steps:
 
-1. Candidates come from two indexes: full-text matches on the trigger-maintained
-   ``search_vector`` column (``websearch_to_tsquery('simple', …)``; name weight A,
-   short description and tags B, description C), taken in popularity order and capped,
-   plus trigram word-similarity matches on the name, which tolerate typos. Capping
-   keeps a common term ("assistant") from ranking tens of thousands of rows.
-2. The candidates are ranked by one score blending text relevance, name similarity,
+1. **Candidates**, fetched in one round trip from the indexes, each source capped so a
+   common word ("assistant") never means ranking tens of thousands of rows:
+   full-text matches on the trigger-maintained ``search_vector`` (name weight A, short
+   description and tags B, description C; ``websearch_to_tsquery('simple', …)`` so
+   quotes, ``or`` and ``-word`` work) in popularity order; full-text matches on the name
+   alone in popularity order (agents named after the query are always considered); exact
+   name matches. Only when that finds almost nothing (typically a typo) does a second
+   query add trigram-similar names.
+2. **Ranking** of the candidates by one score blending text relevance, name similarity,
    an exact-name bonus, installs (log) and the average rating.
 
-Chinese and Japanese have no spaces between words: CJK characters are indexed one by
-one, and a run of them in the query becomes a phrase, so "客服" matches "智能客服助手".
+The filters of ``queryset`` (category, tag, type, rating…) apply to the candidates, so
+filtered searches are complete within the caps.
 
-On other databases a simpler ``icontains`` search with a crude rank is used.
+Chinese, Japanese and Korean are written without spaces: their runs are indexed as
+overlapping character bigrams and queries are split the same way, so "客服" finds
+"智能客服助手".
+
+On other databases (SQLite) a simpler ``icontains`` search with a crude rank is used.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from django.contrib.postgres.search import (
     TrigramSimilarity,
     TrigramWordSimilarity,
 )
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import (
     BooleanField,
@@ -41,12 +49,17 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import Col, Expression
-from django.db.models.functions import Cast, Greatest, Least, Ln, Lower
+from django.db.models.functions import Cast, Greatest, Least, Ln
 
-# Full-text candidates taken per query (in popularity order) and name candidates.
-FULLTEXT_CANDIDATES = 300
-NAME_CANDIDATES = 100
 MAX_QUERY_LENGTH = 200
+# Candidate caps: full-text matches in popularity order, name matches in popularity
+# order, exact names, and trigram (typo) matches.
+FULLTEXT_CANDIDATES = 200
+NAME_CANDIDATES = 50
+EXACT_CANDIDATES = 10
+TYPO_CANDIDATES = 50
+# Fewer full-text candidates than this and trigram-similar names are added.
+TYPO_THRESHOLD = 10
 
 # Score weights. Text relevance and the name dominate; popularity and rating break ties
 # between similarly relevant agents.
@@ -68,23 +81,55 @@ def normalize_query(q: str | None) -> str:
     return " ".join((q or "").split())[:MAX_QUERY_LENGTH]
 
 
-def fulltext_query_text(q: str) -> str:
-    """Prepare ``q`` for ``websearch_to_tsquery``: each CJK run becomes a phrase.
+def cjk_terms(run: str, *, phrase: bool = False) -> str:
+    """The index terms of a CJK run in a query.
 
-    Inside quotes the characters are only spaced out (the quotes already make a phrase).
+    The index stores every overlapping bigram. A phrase needs them all, in order; a plain
+    search only needs bigrams that cover the run ("智能助手" → "智能 助手"): the result
+    is nearly the same, and the planner's estimate of how many agents match stays close
+    to the truth, because overlapping bigrams are strongly correlated.
     """
+    if len(run) <= 2:
+        return run
+    if phrase:
+        return " ".join(run[i : i + 2] for i in range(len(run) - 1))
+    terms = [run[i : i + 2] for i in range(0, len(run) - 1, 2)]
+    if len(run) % 2:
+        terms.append(run[-2:])
+    return " ".join(terms)
+
+
+def fulltext_query_text(q: str) -> str:
+    """``q`` for ``websearch_to_tsquery`` with each CJK run turned into index terms:
+    plain terms outside quotes, a phrase inside quotes, a negated phrase after ``-``."""
     out: list[str] = []
     in_quotes = False
     pos = 0
     for match in _CJK_RUN.finditer(q):
         before = q[pos : match.start()]
         in_quotes ^= before.count('"') % 2 == 1
-        out.append(before)
-        spaced = " ".join(match.group())
-        out.append(f" {spaced} " if in_quotes else f' "{spaced}" ')
+        run = match.group()
+        if in_quotes:
+            out.append(f"{before} {cjk_terms(run, phrase=True)} ")
+        elif before.endswith("-"):
+            out.append(f'{before[:-1]} -"{cjk_terms(run, phrase=True)}" ')
+        else:
+            out.append(f"{before} {cjk_terms(run)} ")
         pos = match.end()
     out.append(q[pos:])
     return " ".join("".join(out).split())
+
+
+def split_terms(q: str) -> tuple[str, list[str]]:
+    """The plain words of ``q`` (for trigram matching) and its ``-excluded`` words."""
+    positive: list[str] = []
+    negated: list[str] = []
+    for word in q.replace('"', " ").split():
+        if word.startswith("-") and len(word) > 1:
+            negated.append(word[1:])
+        elif word.lower() != "or" and word != "-":
+            positive.append(word)
+    return " ".join(positive), negated
 
 
 class _SearchVectorColumn(SearchVectorField):
@@ -114,6 +159,16 @@ class SearchVectorRef(Expression):
         return Col(query.get_initial_alias(), _SEARCH_VECTOR, output_field=SearchVectorField())
 
 
+class NameVector(Func):
+    """The name's own tsvector, exactly the expression of the ``agent_name_tsv`` index."""
+
+    template = "to_tsvector('simple'::regconfig, agentstore_search_text(%(expressions)s))"
+    output_field = SearchVectorField()
+
+    def __init__(self) -> None:
+        super().__init__(F("name"))
+
+
 class WebSearchQuery(Func):
     """``websearch_to_tsquery('simple', text)``: quotes, ``or`` and ``-word`` work."""
 
@@ -125,14 +180,14 @@ class WebSearchQuery(Func):
 
 
 class Matches(Func):
-    """``search_vector @@ websearch_to_tsquery('simple', text)``."""
+    """``<vector> @@ websearch_to_tsquery('simple', text)``."""
 
     template = "%(expressions)s"
     arg_joiner = " @@ "
     output_field = BooleanField()
 
-    def __init__(self, text: str) -> None:
-        super().__init__(SearchVectorRef(), WebSearchQuery(text))
+    def __init__(self, text: str, vector: Expression | None = None) -> None:
+        super().__init__(vector or SearchVectorRef(), WebSearchQuery(text))
 
 
 class TextRank(Func):
@@ -153,7 +208,9 @@ def store_search(queryset: QuerySet, q: str | None) -> QuerySet:
     """Filter ``queryset`` (agents) to matches of ``q`` and order them by relevance.
 
     The result is annotated with ``search_score``; an empty query returns the queryset
-    unchanged. Callers that sort explicitly afterwards simply override the order.
+    unchanged. Callers that sort explicitly afterwards simply override the order. On
+    PostgreSQL the candidates are fetched here (one or two queries); the returned
+    queryset then only ranks and pages them.
     """
     q = normalize_query(q)
     if not q:
@@ -163,42 +220,79 @@ def store_search(queryset: QuerySet, q: str | None) -> QuerySet:
     return _search_fallback(queryset, q)
 
 
-def _popularity() -> Expression:
-    return Ln(F("install_count") + 1) * W_INSTALLS + Cast("rating_avg", FloatField()) * W_RATING
+def candidate_ids(queryset: QuerySet, q: str) -> list:
+    """Primary keys of the agents worth ranking for ``q`` (PostgreSQL), best sources
+    first, without duplicates."""
+    text = fulltext_query_text(q)
+    plain, negated = split_terms(q)
+    base = queryset.order_by().values_list("pk", flat=True)
+    by_name = base.filter(Matches(text, NameVector()))
+    exact = base.filter(name__iexact=plain) if plain else base.none()
+    if negated:
+        # "-word" excludes agents whose whole document has the word, not only the name.
+        by_name, exact = by_name.filter(Matches(text)), exact.filter(Matches(text))
+    sources = [
+        exact[:EXACT_CANDIDATES],
+        base.filter(Matches(text)).order_by("-install_count")[:FULLTEXT_CANDIDATES],
+        by_name.order_by("-install_count")[:NAME_CANDIDATES],
+    ]
+    rows = _union_all(sources, using=queryset.db)
+    ids = list(dict.fromkeys(pk for pk, _source in rows))
+    exact_found = any(source == 0 for _pk, source in rows)
+    # Few matches and no agent of exactly that name: probably a typo.
+    if len(ids) < TYPO_THRESHOLD and plain and not exact_found:
+        # Ordered by similarity, so the planner reads every trigram match through the
+        # index (a few hundred rows) instead of scanning the table until N match.
+        similar = (
+            base.filter(Q(name__trigram_similar=plain) | Q(name__trigram_word_similar=plain))
+            .alias(similarity=_name_similarity(plain))
+            .order_by("-similarity")
+        )
+        if negated:
+            similar = similar.exclude(Matches(fulltext_query_text(" or ".join(negated))))
+        seen = set(ids)
+        ids.extend(pk for pk in similar[:TYPO_CANDIDATES] if pk not in seen)
+    return ids
 
 
-def split_terms(q: str) -> tuple[str, list[str]]:
-    """The plain words of ``q`` (for trigram matching) and its ``-excluded`` words."""
-    positive: list[str] = []
-    negated: list[str] = []
-    for word in q.replace('"', " ").split():
-        if word.startswith("-") and len(word) > 1:
-            negated.append(word[1:])
-        elif word.lower() != "or" and word != "-":
-            positive.append(word)
-    return " ".join(positive), negated
+def _name_similarity(plain: str) -> Expression:
+    return Greatest(TrigramSimilarity("name", plain), TrigramWordSimilarity(plain, "name"))
+
+
+def _union_all(querysets: list[QuerySet], *, using: str) -> list[tuple]:
+    """``(first column, index of its queryset)`` for every row of ``querysets``, in one
+    round trip. Empty querysets are skipped.
+
+    Composed by hand: Django's ``union()`` refuses parts ordered by a column they do
+    not select, and each part here is "the first N by popularity"."""
+    statements, params = [], []
+    for index, queryset in enumerate(querysets):
+        try:
+            sql, part_params = queryset.query.get_compiler(using=using).as_sql()
+        except EmptyResultSet:
+            continue
+        # Only Django-compiled SQL and an integer are interpolated; values stay parameters.
+        statements.append(f"(SELECT part.*, {index:d} FROM ({sql}) AS part)")  # noqa: S608
+        params.extend(part_params)
+    if not statements:
+        return []
+    with connections[using].cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(statements), params)
+        return [(row[0], row[-1]) for row in cursor.fetchall()]
 
 
 def _search_postgresql(queryset: QuerySet, q: str) -> QuerySet:
     text = fulltext_query_text(q)
-    plain, negated = split_terms(q)
-    base = queryset.order_by()
-    fulltext = base.filter(Matches(text)).order_by("-install_count", "pk").values("pk")
-    by_name = base.filter(
-        Q(name__trigram_similar=plain) | Q(name__trigram_word_similar=plain)
-    ).values("pk")
-    if negated:
-        by_name = by_name.exclude(Matches(fulltext_query_text(" or ".join(negated))))
-    candidates = fulltext[:FULLTEXT_CANDIDATES].union(by_name[:NAME_CANDIDATES])
+    plain, _negated = split_terms(q)
+    name_score = _name_similarity(plain) if plain else Value(0.0)
     return (
-        queryset.filter(pk__in=candidates)
+        queryset.filter(pk__in=candidate_ids(queryset, q))
         .annotate(
             search_score=(
                 TextRank(text) * W_TEXT
-                + Greatest(TrigramSimilarity("name", plain), TrigramWordSimilarity(plain, "name"))
-                * W_NAME
+                + name_score * W_NAME
                 + Case(
-                    When(name__iexact=q, then=Value(W_EXACT)),
+                    When(name__iexact=plain, then=Value(W_EXACT)),
                     default=Value(0.0),
                     output_field=FloatField(),
                 )
@@ -209,50 +303,38 @@ def _search_postgresql(queryset: QuerySet, q: str) -> QuerySet:
     )
 
 
+def _popularity() -> Expression:
+    return (
+        Least(Ln(F("install_count") + 1), Value(12.0)) * W_INSTALLS
+        + Cast("rating_avg", FloatField()) * W_RATING
+    )
+
+
 def _search_fallback(queryset: QuerySet, q: str) -> QuerySet:
     """icontains on name, descriptions and tag names; every word must match somewhere."""
-    from agents.models import Agent
-
+    through = queryset.model.tags.through
     condition = Q()
-    for word in q.split()[:8]:
-        tag_match = Agent.tags.through.objects.filter(
-            agent_id=OuterRef("pk"), tag__name__icontains=word
-        )
+    words = [word for word in q.replace('"', " ").split() if word.lower() != "or"]
+    for word in words[:8]:
+        tag_match = through.objects.filter(agent_id=OuterRef("pk"), tag__name__icontains=word)
         condition &= (
             Q(name__icontains=word)
             | Q(short_description__icontains=word)
             | Q(description__icontains=word)
             | Q(Exists(tag_match))
         )
-    lowered = q.lower()
     return (
         queryset.filter(condition)
         .annotate(
             search_score=Case(
-                When(Q(name__iexact=q), then=Value(4.0)),
+                When(Q(name__iexact=q), then=Value(W_EXACT + 1.0)),
                 When(Q(name__istartswith=q), then=Value(2.0)),
                 When(Q(name__icontains=q), then=Value(1.5)),
                 When(Q(short_description__icontains=q), then=Value(1.0)),
                 default=Value(0.5),
                 output_field=FloatField(),
             )
-            + Least(Ln(F("install_count") + 1), Value(12.0)) * W_INSTALLS
-            + Cast("rating_avg", FloatField()) * W_RATING
-            + Case(
-                When(Q(Exists(tag_match_exact(lowered))), then=Value(0.5)),
-                default=Value(0.0),
-                output_field=FloatField(),
-            )
+            + _popularity()
         )
         .order_by("-search_score", "-install_count", "pk")
-    )
-
-
-def tag_match_exact(lowered: str) -> QuerySet:
-    from agents.models import Agent
-
-    return (
-        Agent.tags.through.objects.filter(agent_id=OuterRef("pk"))
-        .annotate(tag_lower=Lower("tag__name"))
-        .filter(tag_lower=lowered)
     )

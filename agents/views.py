@@ -59,6 +59,15 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _search_form(request: HttpRequest, **kwargs) -> StoreSearchForm:
+    """The filter form; without a chosen sort it shows the one applied (best match for a
+    search, most installed otherwise)."""
+    data = request.GET.copy()
+    if not data.get("sort"):
+        data["sort"] = "relevance" if data.get("q", "").strip() else "popular"
+    return StoreSearchForm(data, **kwargs)
+
+
 def _filtered(form: StoreSearchForm, *, category=None):
     """The store queryset with the form's filters, search ranking and sort applied."""
     data = form.cleaned_data if form.is_valid() else {}
@@ -85,7 +94,7 @@ def _filtered(form: StoreSearchForm, *, category=None):
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     tree = selectors.category_tree()
-    form = StoreSearchForm(request.GET, categories=web_selectors.flat_categories(tree))
+    form = _search_form(request, categories=web_selectors.flat_categories(tree))
     category = None
     if form.is_valid() and form.cleaned_data.get("category"):
         category = web_selectors.category_by_slug(form.cleaned_data["category"])
@@ -112,7 +121,7 @@ def category_detail(request: HttpRequest, slug: str) -> HttpResponse:
     category = web_selectors.category_by_slug(slug)
     if category is None:
         raise Http404
-    form = StoreSearchForm(request.GET)
+    form = _search_form(request)
     results = _filtered(form, category=category)
     return render(
         request,

@@ -21,6 +21,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from accounts.websocket_auth import WebSocketAuthMiddleware  # noqa: E402
 from agentstore import dispatch  # noqa: E402
 from agentstore.routing import websocket_urlpatterns  # noqa: E402
+from chats.runtime.recovery import start_embedded_sweeper  # noqa: E402
 
 router = ProtocolTypeRouter(
     {
@@ -33,14 +34,19 @@ router = ProtocolTypeRouter(
 
 
 async def _lifespan(receive, send) -> None:
+    sweeper = None
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             dispatch.bind_server_loop(asyncio.get_running_loop())
+            # Embedded mode has no Celery beat: sweep stuck runs from the server loop.
+            sweeper = start_embedded_sweeper()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if sweeper is not None:
+                sweeper.cancel()
             # Let embedded runs finish (and publish their last events) while the loop lives.
-            await dispatch.drain(getattr(settings, "EMBEDDED_SHUTDOWN_TIMEOUT", 10))
+            await dispatch.drain(settings.EMBEDDED_SHUTDOWN_TIMEOUT)
             dispatch.unbind_server_loop(asyncio.get_running_loop())
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -20,7 +20,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connections
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _task_executor() -> ThreadPoolExecutor:
     with _lock:
         if _executor is None:
             _executor = ThreadPoolExecutor(
-                max_workers=getattr(settings, "EMBEDDED_TASK_THREADS", 16),
+                max_workers=settings.EMBEDDED_TASK_THREADS,
                 thread_name_prefix=TASK_THREAD_PREFIX,
             )
         return _executor
@@ -96,14 +96,15 @@ def _task_executor() -> ThreadPoolExecutor:
 
 def _run_in_thread(task: Any, args: tuple, kwargs: dict) -> Any:
     _execution_mode.set("embedded")  # sync_to_async runs us in a copied context
-    close_old_connections()
     try:
         return task.run(*args, **kwargs)
     except Exception:
         logger.exception("embedded task %s failed", getattr(task, "name", task))
         raise
     finally:
-        close_old_connections()
+        # Tasks are long and rare next to requests: an idle pool thread should not hold
+        # a database connection (16 threads x CONN_MAX_AGE), so each task opens its own.
+        connections.close_all()
 
 
 def _forget(future: Future) -> None:

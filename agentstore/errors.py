@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 
 class DomainError(Exception):
     code = 50001
-    default_message = "Internal error."
+    default_message = _("Internal error.")
 
     def __init__(
         self, message: str | None = None, *, code: int | None = None, details: Any = None
@@ -28,39 +30,39 @@ class DomainError(Exception):
 
 class BadRequest(DomainError):
     code = 40001
-    default_message = "Bad request."
+    default_message = _("Bad request.")
 
 
 class ValidationFailed(BadRequest):
     code = 40002
-    default_message = "Validation failed."
+    default_message = _("Validation failed.")
 
 
 class AuthenticationFailed(DomainError):
     code = 40101
-    default_message = "Authentication failed."
+    default_message = _("Authentication failed.")
 
 
 class PermissionDenied(DomainError):
     code = 40301
-    default_message = "You do not have permission to do this."
+    default_message = _("You do not have permission to do this.")
 
 
 class NotFound(DomainError):
     code = 40401
-    default_message = "Not found."
+    default_message = _("Not found.")
 
 
 class Conflict(DomainError):
     code = 40901
-    default_message = "Conflict."
+    default_message = _("Conflict.")
 
 
 class RateLimited(DomainError):
     """Too many requests; ``retry_after`` is seconds until the caller may try again."""
 
     code = 42901
-    default_message = "Too many requests."
+    default_message = _("Too many requests.")
 
     def __init__(
         self,
@@ -77,4 +79,4 @@ class RateLimited(DomainError):
 
 class UpstreamError(DomainError):
     code = 50201
-    default_message = "An upstream service failed."
+    default_message = _("An upstream service failed.")

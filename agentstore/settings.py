@@ -159,7 +159,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 times socket reads out after 5 s by default, the same as
+                # channels-redis' BZPOPMIN wait: an idle receive() then raised TimeoutError.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
                 "capacity": 1000,
                 "expiry": 60,
                 "prefix": env_str("CHANNEL_PREFIX", "asgi"),
@@ -176,6 +178,9 @@ else:
 # thread of the web process; inline outside a server). Defaults follow REDIS_URL.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 TASK_DISPATCH = env_str("TASK_DISPATCH", "celery" if CELERY_BROKER_URL else "embedded")
+# Embedded mode: threads for background tasks, and how long server shutdown waits for them.
+EMBEDDED_TASK_THREADS = env_int("EMBEDDED_TASK_THREADS", 16)
+EMBEDDED_SHUTDOWN_TIMEOUT = env_int("EMBEDDED_SHUTDOWN_TIMEOUT", 10)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -283,6 +288,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": APP_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several choice sets share the field names role and status: name each one.
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.models.Role",
+        "RunStatusEnum": "chats.models.Run.Status",
+        "ChatStatusEnum": "chats.models.Chat.Status",
+        "ChatMessageRoleEnum": "chats.models.ChatMessage.Role",
+        "ChatMessageStatusEnum": "chats.models.ChatMessage.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "agentstore.api.schema.envelope_postprocessing_hook",
@@ -339,6 +352,7 @@ LOGGING = {
 MAX_SESSIONS_PER_USER = env_int("MAX_SESSIONS_PER_USER", 200)
 MAX_CONCURRENT_RUNS_PER_USER = env_int("MAX_CONCURRENT_RUNS_PER_USER", 5)
 WS_MAX_MESSAGE_BYTES = env_int("WS_MAX_MESSAGE_BYTES", 64 * 1024)
+CHAT_MESSAGES_PER_MINUTE = env_int("CHAT_MESSAGES_PER_MINUTE", 20)  # per user, all chats
 
 # --- agent runs (chats.runtime; see chats/runtime/execute.py and recovery.py) ---------------
 # Soft: enforced inside the run (it fails with "time_limit"); hard: Celery kills the task
@@ -351,6 +365,9 @@ RUN_STALE_AFTER = float(env_str("RUN_STALE_AFTER", "30"))  # heartbeat older: wo
 RUN_SWEEP_INTERVAL = env_int("RUN_SWEEP_INTERVAL", 30)
 RUN_PENDING_TIMEOUT = env_int("RUN_PENDING_TIMEOUT", 3600)
 RUN_MAX_ITERS = env_int("RUN_MAX_ITERS", 10)  # reasoning-acting iterations per reply
+# Embedded mode: sweep from the web process (no Celery beat). Off under tests unless a test
+# turns it on, so test servers do not run background work of their own.
+RUN_EMBEDDED_SWEEPER = env_bool("RUN_EMBEDDED_SWEEPER", default=not TESTING)
 CELERY_BEAT_SCHEDULE = {
     "runs-sweep": {"task": "agentstore.runs_sweep", "schedule": float(RUN_SWEEP_INTERVAL)},
 }

@@ -4,9 +4,12 @@
 * A ``search_vector`` tsvector column on ``agents_agent`` that the ORM does not map:
   triggers keep it current (name weight A; short description and tag names B;
   description C), so no service has to remember it and ``bulk_create`` is covered too.
-  Chinese has no spaces between words, so CJK characters are indexed one by one
-  (``agentstore_search_text``) and queries look them up as phrases.
-* A GIN index on that column.
+  Chinese has no spaces between words, so runs of CJK characters are indexed as
+  overlapping bigrams (``agentstore_search_text``); agents/search.py turns queries into
+  the same bigrams.
+* GIN indexes on that column and on the name's own tsvector, a btree on UPPER(name)
+  for exact name matches, and a partial index on approved version ids (the store's
+  "current version is approved" join becomes an index-only scan).
 
 On SQLite every operation here is a no-op; agents/search.py falls back to ``icontains``.
 """
@@ -16,15 +19,38 @@ from __future__ import annotations
 from django.contrib.postgres.operations import TrigramExtension
 from django.db import migrations
 
+# Kana, CJK ideographs and hangul: scripts written without spaces between words.
+CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+
 FORWARD_SQL = [
-    # Immutable, so it may be used in index expressions as well as in the trigger.
-    r"""
+    # Chinese, Japanese and Korean runs become overlapping bigrams ("智能客服" → "智能 能客
+    # 客服"), everything else passes unchanged. Immutable, so indexes may use it; its high
+    # COST keeps the planner from calling it per row when the agent_name_tsv index can
+    # answer instead.
+    rf"""
     CREATE OR REPLACE FUNCTION agentstore_search_text(value text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-        SELECT regexp_replace(
-            coalesce(value, ''),
-            '([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af])',
-            ' \1 ', 'g')
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE COST 1000 AS $$
+    DECLARE
+        parts text[];
+        run text;
+        result text := '';
+    BEGIN
+        FOR parts IN SELECT regexp_matches(coalesce(value, ''), '([{CJK}]+)|([^{CJK}]+)', 'g')
+        LOOP
+            IF parts[1] IS NULL THEN
+                result := result || parts[2];
+            ELSIF char_length(parts[1]) = 1 THEN
+                result := result || ' ' || parts[1] || ' ';
+            ELSE
+                run := parts[1];
+                result := result || ' ';
+                FOR i IN 1 .. char_length(run) - 1 LOOP
+                    result := result || substr(run, i, 2) || ' ';
+                END LOOP;
+            END IF;
+        END LOOP;
+        RETURN result;
+    END
     $$;
     """,
     r"""
@@ -102,9 +128,25 @@ FORWARD_SQL = [
     """,
     "CREATE INDEX IF NOT EXISTS agent_search_vector ON agents_agent USING gin (search_vector);",
     "CREATE INDEX IF NOT EXISTS agent_name_trgm ON agents_agent USING gin (name gin_trgm_ops);",
+    # Name-only full-text matches, so agents named after the query are always candidates.
+    """
+    CREATE INDEX IF NOT EXISTS agent_name_tsv ON agents_agent
+    USING gin (to_tsvector('simple'::regconfig, agentstore_search_text(name)));
+    """,
+    # Exact name matches (Django's iexact: UPPER(name) = UPPER(q)).
+    "CREATE INDEX IF NOT EXISTS agent_name_upper ON agents_agent (upper(name));",
+    # The store's "current version is approved" join (agents.selectors.store_agents) as an
+    # index-only scan: every search candidate passes through it.
+    """
+    CREATE INDEX IF NOT EXISTS agentversion_approved_id ON agents_agentversion (id)
+    WHERE status = 'approved';
+    """,
 ]
 
 BACKWARD_SQL = [
+    "DROP INDEX IF EXISTS agentversion_approved_id;",
+    "DROP INDEX IF EXISTS agent_name_upper;",
+    "DROP INDEX IF EXISTS agent_name_tsv;",
     "DROP INDEX IF EXISTS agent_name_trgm;",
     "DROP INDEX IF EXISTS agent_search_vector;",
     "DROP TRIGGER IF EXISTS agents_tag_search ON agents_tag;",

@@ -66,15 +66,18 @@ def _slugs(q: str) -> list[str]:
 @pytest.mark.parametrize(
     ("q", "expected"),
     [
-        ("客服", '"客 服"'),
-        ("智能 客服 bot", '"智 能" "客 服" bot'),
-        # Inside quotes the characters are only spaced out: the quotes make the phrase.
-        ('"客服 系统"', '" 客 服 系 统 "'),
-        ("code -java", "code -java"),
+        ("客服", "客服"),
+        ("智能客服", "智能 客服"),
+        ("智能客服助", "智能 客服 服助"),
+        ("智能 客服 bot", "智能 客服 bot"),
+        ("云", "云"),
+        ('"客服系统"', '" 客服 服系 系统 "'),
+        ("code助手 -java", "code 助手 -java"),
+        ("助手 -客服系统", '助手 -"客服 服系 系统"'),
         ("  many   spaces ", "many spaces"),
     ],
 )
-def test_query_text_turns_cjk_runs_into_phrases(q, expected):
+def test_query_text_turns_cjk_runs_into_bigrams(q, expected):
     assert fulltext_query_text(" ".join(q.split())) == expected
 
 
@@ -164,3 +167,24 @@ def test_renaming_a_tag_updates_the_search_index(agents):
 def test_editing_a_description_updates_the_search_index(agents):
     Agent.objects.filter(slug="kefu").update(description="Handles refunds quickly.")
     assert _slugs("refunds") == ["kefu"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("智能助手", ["kefu"]),  # both words, anywhere
+        ('"客服助手"', ["kefu"]),  # a phrase: the characters next to each other
+        ("客服 -退货", []),
+        ("客服 -翻译", ["kefu"]),
+    ],
+)
+def test_chinese_words_phrases_and_exclusions(agents, q, expected):
+    assert _slugs(q) == expected
+
+
+@pytest.mark.integration
+def test_similar_names_are_only_offered_when_nothing_matches_exactly(agents, developer):
+    published_agent(developer=developer, name="Translatr Bot", slug="translatr-bot")
+    assert _slugs("Translator") == ["translator"]
+    assert _slugs("Translatorr") == ["translator", "translatr-bot"]

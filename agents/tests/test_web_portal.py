@@ -21,6 +21,7 @@ from agents.tests.factories import (
     RatingFactory,
     published_agent,
 )
+from integrations.tests.factories import LLMModelAccessFactory, LLMModelFactory
 
 
 @pytest.fixture
@@ -150,8 +151,9 @@ def test_create_edit_and_submit_through_the_pages(
     assert (version.version, version.config["agent_type"]) == ("0.1.0", "plan_execute")
 
     page = client.get(response["Location"]).content.decode()
+    # The test-chat panel (filled in by the chat feature) sits next to the draft.
+    assert 'id="test-chat"' in page
     assert "Test chat" in page
-    assert "The test chat arrives with the chat feature." in page
 
     url = reverse("portal:version", args=[agent.pk, version.pk])
     response = client.post(
@@ -195,6 +197,36 @@ def test_create_edit_and_submit_through_the_pages(
     page = client.get(url).content.decode()
     assert "A submitted version cannot change." in page
     assert "Submitted" in page
+
+
+def test_version_page_shows_the_saved_configuration(client, developer, draft):
+    services.agent_version_update(
+        developer,
+        version=draft,
+        data={
+            "config": {
+                **draft.config,
+                "system_prompt": "Be brief.",
+                "builtin_tools": ["current_time"],
+            }
+        },
+    )
+    client.force_login(developer)
+    form = client.get(reverse("portal:version", args=[draft.agent_id, draft.pk])).context["form"]
+    assert form["version"].value() == "0.1.0"
+    assert form["temperature"].value() == 0.7
+    assert form["system_prompt"].value() == "Be brief."
+    assert form["builtin_tools"].value() == ["current_time"]
+    assert json.loads(form["config_json"].value())["system_prompt"] == "Be brief."
+
+
+def test_json_reformatted_by_the_browser_is_not_an_edit(client, developer, draft):
+    client.force_login(developer)
+    data = _version_form_data(draft, system_prompt="From the fields.")
+    data["config_json"] = data["config_json"].replace("\n", "\r\n")
+    client.post(reverse("portal:version", args=[draft.agent_id, draft.pk]), data)
+    draft.refresh_from_db()
+    assert draft.config["system_prompt"] == "From the fields."
 
 
 def test_editing_the_json_wins_over_the_fields(client, developer, draft):
@@ -254,6 +286,28 @@ def test_version_form_offers_only_usable_knowledge_bases(client, developer, dan,
     draft.refresh_from_db()
     assert draft.config["knowledge"]["knowledge_base_ids"] == [str(mine.pk)]
     assert draft.config["knowledge"]["top_k"] == 3
+
+
+def test_version_form_offers_only_models_the_developer_may_use(client, developer, draft):
+    open_model = LLMModelFactory(display_name="Open model")
+    LLMModelFactory(display_name="Switched off", is_active=False)
+    LLMModelAccessFactory(model=LLMModelFactory(display_name="Reviewers only"), role="reviewer")
+    LLMModelAccessFactory(model=LLMModelFactory(display_name="Not for Dora"), user=developer,
+                          allow=False)  # fmt: skip
+    client.force_login(developer)
+    form = client.get(reverse("portal:version", args=[draft.agent_id, draft.pk])).context["form"]
+    labels = [label for _value, label in form.fields["llm_model"].choices]
+    assert "Open model" in labels
+    assert "Switched off" not in labels
+    assert "Reviewers only" not in labels
+    assert "Not for Dora" not in labels
+
+    client.post(
+        reverse("portal:version", args=[draft.agent_id, draft.pk]),
+        _version_form_data(draft, llm_model=str(open_model.pk)),
+    )
+    draft.refresh_from_db()
+    assert draft.config["model"]["llm_model_id"] == str(open_model.pk)
 
 
 def test_posting_another_users_knowledge_base_is_refused(client, developer, dan, draft):

@@ -22,7 +22,8 @@ class SortByFilter(BaseFilterBackend):
             view, "default_sort_order", "desc"
         )
         if not sort_by:
-            return queryset
+            # Pagination needs a stable order; fall back to the primary key.
+            return queryset if queryset.ordered else queryset.order_by("pk")
         if sort_by not in fields:
             raise BadRequest(
                 _("Cannot sort by '%(field)s'. Allowed: %(allowed)s.")

@@ -15,8 +15,12 @@ out. One-off runs have no history: their input text is the only message.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
+import os
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +64,7 @@ def ensure_agentscope() -> None:
     global _agentscope_ready
     if _agentscope_ready:
         return
+    import agentscope
     import agentscope.agent  # noqa: F401 - the expensive import, once
     import agentscope.model  # noqa: F401
 
@@ -69,7 +74,58 @@ def ensure_agentscope() -> None:
     configured = (getattr(settings, "LOGGING", {}) or {}).get("loggers", {}).get("as")
     as_logger.setLevel(logging.NOTSET if configured else logging.WARNING)
     as_logger.addFilter(_ScrubFilter())
+    _cache_tool_schemas()
+    agentscope.set_id_factory(_entity_id)
     _agentscope_ready = True
+
+
+_ids: dict[str, Any] = {"pid": None}
+
+
+def _entity_id() -> str:
+    """AgentScope gives every event, block and message an id from ``uuid4()`` — several per
+    streamed token, each a ``getrandom`` call (10–40 µs here). A random per-process prefix
+    and a counter are as unique for its purposes, at a fraction of the cost (new prefix
+    after a fork, so pool processes never share ids)."""
+    pid = os.getpid()
+    if _ids["pid"] != pid:
+        _ids.update(pid=pid, prefix=uuid.uuid4().hex[:16], counter=itertools.count())
+    return f"{_ids['prefix']}{next(_ids['counter']):016x}"
+
+
+def _cache_tool_schemas() -> None:
+    """Every ``Agent`` builds the same tool schemas again with ``pydantic.create_model``
+    (its context-compression tool, the toolkit's meta tool): ~4 ms per agent, on the way
+    to the first token of every run. Cache them by function code / tool groups. Pinned
+    AgentScope 2.0.x internals; if they change, nothing is cached (and nothing breaks)."""
+    try:
+        from agentscope.tool import _adapters
+        from agentscope.tool._builtin import _meta
+    except ImportError:  # pragma: no cover - a different AgentScope layout
+        return
+    extract = getattr(_adapters, "_extract_input_schema", None)
+    reset_schema = getattr(getattr(_meta, "ResetTools", None), "input_schema", None)
+    if extract is None or not isinstance(reset_schema, property):
+        return
+    schemas: dict[Any, dict] = {}
+
+    def cached_extract(func: Any) -> dict:
+        code = getattr(getattr(func, "__func__", func), "__code__", None)
+        if code is None:
+            return extract(func)
+        key = (code, getattr(func, "__doc__", None))
+        if key not in schemas:
+            schemas[key] = extract(func)
+        return copy.deepcopy(schemas[key])
+
+    def cached_reset_schema(self: Any) -> dict:
+        key = ("reset_tools", *((g.name, g.description) for g in self.groups if g.name != "basic"))
+        if key not in schemas:
+            schemas[key] = reset_schema.fget(self)
+        return copy.deepcopy(schemas[key])
+
+    _adapters._extract_input_schema = cached_extract
+    _meta.ResetTools.input_schema = property(cached_reset_schema)
 
 
 @dataclass
@@ -164,11 +220,16 @@ def conversation_path(run: Run, window: int) -> tuple[list[tuple[str, str]], str
     return [(row["role"], row["content"]) for row in usable], user_text
 
 
-def prepare(run_id: str) -> RunContext:
-    """Load a claimed run's context (raises RunFailure for configuration problems)."""
-    run = Run.objects.select_related(
-        "agent", "agent_version", "user", "chat", "assistant_message"
-    ).get(pk=run_id)
+RUN_RELATIONS = ("agent", "agent_version", "user", "chat")
+
+
+def prepare(run: Run | str) -> RunContext:
+    """Load a claimed run's context (raises RunFailure for configuration problems).
+
+    ``run`` may be a Run loaded with :data:`RUN_RELATIONS` (as the claim does), which
+    saves a query on the way to the first token."""
+    if not isinstance(run, Run):
+        run = Run.objects.select_related(*RUN_RELATIONS).get(pk=run)
     config = normalize_config(run.agent_version.config or {})
     if not isinstance(config, dict):
         raise RunFailure("invalid_config", _("The agent's configuration is not valid."))

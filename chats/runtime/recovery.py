@@ -18,8 +18,9 @@ embedded loop) looks at
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -83,6 +84,19 @@ def dangling_closers(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
             {"type": "STEP_FINISHED", "stepName": step_name, "metadata": {"status": "failed"}}
         )
     return closers
+
+
+# Events that mean the model had started answering: a retry would repeat what was shown.
+TOKEN_EVENTS = ("TEXT_MESSAGE_CONTENT", "REASONING_MESSAGE_CONTENT", "TOOL_CALL_START")
+
+
+def streamed(run: Run) -> bool:
+    """Did the run stream anything to the user? (``first_token_at`` is only written with
+    the heartbeat, so a worker that died early may not have recorded it.)"""
+    return (
+        run.first_token_at is not None
+        or RunEvent.objects.filter(run_id=run.pk, type__in=TOKEN_EVENTS).exists()
+    )
 
 
 def streamed_text(payloads: list[dict[str, Any]]) -> str:
@@ -213,7 +227,7 @@ def runs_sweep(now: Any = None) -> dict[str, int]:
     )
     for run in stuck.order_by("created_at")[:200]:
         overdue = run.started_at is not None and run.started_at < too_old
-        if not overdue and run.first_token_at is None and run.attempt < control.max_attempts():
+        if not overdue and run.attempt < control.max_attempts() and not streamed(run):
             with transaction.atomic():
                 counts["requeued"] += requeue(run)
             continue
@@ -229,3 +243,66 @@ def runs_sweep(now: Any = None) -> dict[str, int]:
     if any(counts.values()):
         logger.info("runs sweep: %s", counts)
     return counts
+
+
+# --- embedded mode: the sweeper runs inside the web process --------------------------------
+
+
+def redispatch_orphans(started_at: datetime) -> int:
+    """Embedded mode keeps its queue in memory: runs still pending from before this
+    process started were lost with the previous process. Dispatch them again."""
+    from agentstore.dispatch import dispatch
+    from chats.tasks import run_execute_task
+
+    orphans = list(
+        Run.objects.filter(status=Run.Status.PENDING, created_at__lt=started_at).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    for run_id in orphans:
+        dispatch(run_execute_task, str(run_id))
+    if orphans:
+        logger.info("re-dispatched %d run(s) left pending by a restart", len(orphans))
+    return len(orphans)
+
+
+async def sweep_periodically() -> None:
+    """The embedded stand-in for Celery beat, started from the ASGI lifespan: shortly
+    after start-up it re-dispatches runs left pending by the previous process, then runs
+    the sweeper on a task thread every ``RUN_SWEEP_INTERVAL`` seconds."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from agentstore.dispatch import dispatch
+    from chats.tasks import runs_sweep_task
+
+    def orphans(started_at: datetime) -> None:
+        try:
+            redispatch_orphans(started_at)
+        finally:
+            connections.close_all()  # a throwaway thread: do not leave its connection open
+
+    started_at = timezone.now()
+    await asyncio.sleep(float(getattr(settings, "RUN_ORPHAN_DELAY", 1.0)))
+    try:
+        await sync_to_async(orphans, thread_sensitive=False)(started_at)
+    except Exception:  # noqa: BLE001 - the server must keep serving
+        logger.exception("re-dispatching orphaned runs failed")
+    interval = float(getattr(settings, "RUN_SWEEP_INTERVAL", 30))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            future = dispatch(runs_sweep_task)
+            if future is not None and hasattr(future, "result"):
+                await asyncio.wrap_future(future)
+        except Exception:  # noqa: BLE001 - keep sweeping
+            logger.exception("runs sweep failed")
+
+
+def start_embedded_sweeper() -> asyncio.Task | None:
+    """Start :func:`sweep_periodically` on the running (server) loop in embedded mode."""
+    from agentstore.dispatch import mode
+
+    if mode() != "embedded" or not getattr(settings, "RUN_EMBEDDED_SWEEPER", True):
+        return None
+    return asyncio.get_running_loop().create_task(sweep_periodically(), name="runs-sweeper")

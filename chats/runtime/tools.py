@@ -48,8 +48,7 @@ async def current_time(timezone: str = "UTC") -> str:
     """Get the current date and time.
 
     Args:
-        timezone (str): An IANA time zone name such as "UTC", "Europe/Paris" or
-            "Asia/Shanghai".
+        timezone (str): An IANA time zone name, e.g. "UTC", "Europe/Paris", "Asia/Shanghai".
     """
     try:
         zone = ZoneInfo(timezone)

@@ -246,8 +246,15 @@ class Translator:
     # --- helpers --------------------------------------------------------------------------
 
     def _emit(self, event: agui.BaseEvent) -> None:
-        event.timestamp = now_ms()
+        if event.timestamp is None:
+            event.timestamp = now_ms()
         self._emit_dict(wire(event))
+
+    def _emit_delta(self, kind: str, key: str, ident: str, delta: str) -> None:
+        """The per-token hot path: the wire dict of a content/args delta built directly
+        (what ``wire()`` of the ag_ui event gives — ``test_fast_deltas_match_ag_ui`` —
+        at a tenth of the cost of a pydantic model and its serialiser per token)."""
+        self._emit_dict({"type": kind, "timestamp": now_ms(), key: ident, "delta": delta})
 
     def _first_token(self) -> None:
         if not self.first_token_seen:
@@ -334,11 +341,11 @@ class Translator:
                     )
             self._answer_has_text = True
             self.answer_parts.append(delta)
-            self._emit(agui.TextMessageContentEvent(message_id=self.message_id, delta=delta))
+            self._emit_delta("TEXT_MESSAGE_CONTENT", "messageId", self.message_id, delta)
             return
         if self._reasoning_id is None:
             self._reasoning_id = self._open_reasoning_id()
-        self._emit(agui.ReasoningMessageContentEvent(message_id=self._reasoning_id, delta=delta))
+        self._emit_delta("REASONING_MESSAGE_CONTENT", "messageId", self._reasoning_id, delta)
 
     def _text_end(self, event: Any) -> None:
         if self.phase == Phase.ANSWER:
@@ -355,7 +362,7 @@ class Translator:
         self._first_token()
         if self._thinking_id is None:
             self._thinking_id = self._open_reasoning_id()
-        self._emit(agui.ReasoningMessageContentEvent(message_id=self._thinking_id, delta=delta))
+        self._emit_delta("REASONING_MESSAGE_CONTENT", "messageId", self._thinking_id, delta)
 
     def _thinking_end(self, event: Any) -> None:
         self._close_thinking()
@@ -384,7 +391,7 @@ class Translator:
         if record is None or not event.delta:
             return
         record.args_text += event.delta
-        self._emit(agui.ToolCallArgsEvent(tool_call_id=event.tool_call_id, delta=event.delta))
+        self._emit_delta("TOOL_CALL_ARGS", "toolCallId", event.tool_call_id, event.delta)
 
     def _tool_call_end(self, event: Any) -> None:
         record = self.tool_calls.get(event.tool_call_id)

@@ -61,10 +61,10 @@ async def join(layer, group: str) -> str:
     return channel
 
 
-async def collect(layer, channel: str, timeout: float = 20.0) -> list[dict]:
+async def collect(layer, channel: str) -> list[dict]:
     received = []
     while True:
-        message = await asyncio.wait_for(layer.receive(channel), timeout=timeout)
+        message = await asyncio.wait_for(layer.receive(channel), timeout=20)
         received.append(message["event"])
         if message["event"]["type"] in {"RUN_FINISHED", "RUN_ERROR"}:
             return received
@@ -94,9 +94,7 @@ def test_embedded_run_under_an_asgi_server_matches_inline_and_publishes_what_it_
 
 
 @pytest.mark.integration
-def test_a_celery_worker_stores_the_same_events_as_inline(
-    user, fake_llm, celery_worker_factory
-):
+def test_a_celery_worker_stores_the_same_events_as_inline(user, fake_llm, celery_worker_factory):
     celery_worker_factory.start(env=WORKER_ENV)
     version = agent_version(fake_model(fake_llm), builtin_tools=["current_time"])
     fake_llm.queue(*script())
@@ -115,56 +113,73 @@ def test_a_celery_worker_stores_the_same_events_as_inline(
     )
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("streamed", [True, False], ids=["after-first-token", "before"])
-def test_a_worker_killed_mid_run_never_leaves_it_running(
-    user, fake_llm, celery_worker_factory, settings, streamed
-):
+def kill_mid_run(fake_llm, factory, settings, run: Run, *, after_first_token: bool) -> Run:
+    """Start a worker, let it take ``run``, SIGKILL the whole worker, start another one
+    (which restores unacknowledged messages after 3 s) and wait until the run has ended."""
     settings.RUN_STALE_AFTER = 2
-    recovering = {
-        **WORKER_ENV,
-        "RUN_STALE_AFTER": "2",
-        "RUN_HEARTBEAT_INTERVAL": "0.5",
-        "CELERY_VISIBILITY_TIMEOUT": "3",
-    }
-    worker = celery_worker_factory.start(env={**WORKER_ENV, "RUN_HEARTBEAT_INTERVAL": "0.5"})
-    if streamed:
-        fake_llm.queue(Reply(token_count=300, token_delay=0.05))
-    else:
-        fake_llm.queue(Reply(text="Too slow.", first_token_delay=30))
-    fake_llm.queue(Reply(text="Recovered answer."))
-    version = agent_version(fake_model(fake_llm), agent_type="dialog")
-    run = chat_run(user, version, "Tell me something")
-
+    worker = factory.start(env={**WORKER_ENV, "RUN_HEARTBEAT_INTERVAL": "0.5"})
     dispatch(run_execute_task, str(run.pk))
-    if streamed:
+    if after_first_token:
         wait_until(lambda: Run.objects.filter(pk=run.pk, first_token_at__isnull=False).exists())
     else:
         wait_until(lambda: fake_llm.chat_requests)
     worker.kill(signal.SIGKILL)
-    celery_worker_factory.start(env=recovering)
+    factory.start(
+        env={
+            **WORKER_ENV,
+            "RUN_STALE_AFTER": "2",
+            "RUN_HEARTBEAT_INTERVAL": "0.5",
+            "CELERY_VISIBILITY_TIMEOUT": "3",
+        }
+    )
 
     # Celery beat would run the sweeper; here the test does, until the run has ended.
     def ended() -> bool:
-        if finished(run):
-            return True
-        runs_sweep_task.run()
+        if not finished(run):
+            runs_sweep_task.run()
         return finished(run)
 
     wait_until(ended, timeout=60, interval=0.5)
     run.refresh_from_db()
     user_message = ChatMessage.objects.get(pk=run.user_message_id)
     assert (user_message.content, user_message.status) == ("Tell me something", "sent")
-    assert stored(run)[-1]["type"] in {"RUN_FINISHED", "RUN_ERROR"}
-    assert [p["type"] for p in stored(run)].count("RUN_STARTED") == 1
+    kinds = [p["type"] for p in stored(run)]
+    assert kinds.count("RUN_STARTED") == 1
+    assert sum(kind in {"RUN_FINISHED", "RUN_ERROR"} for kind in kinds) == 1
     assert list(run.events.values_list("seq", flat=True)) == list(range(1, run.last_seq + 1))
-    if streamed:
-        assert (run.status, run.error_code) == (Run.Status.FAILED, "worker_lost")
-        assert run.output == text_of(run)
-        assert ChatMessage.objects.get(pk=run.assistant_message_id).status == "failed"
-    else:
-        assert (run.status, run.attempt, run.output) == (
-            Run.Status.COMPLETED,
-            2,
-            "Recovered answer.",
-        )
+    return run
+
+
+@pytest.mark.integration
+def test_a_worker_killed_after_the_first_token_fails_the_run_visibly(
+    user, fake_llm, celery_worker_factory, settings
+):
+    fake_llm.queue(Reply(token_count=300, token_delay=0.05))
+    version = agent_version(fake_model(fake_llm), agent_type="dialog")
+    run = chat_run(user, version, "Tell me something")
+
+    run = kill_mid_run(fake_llm, celery_worker_factory, settings, run, after_first_token=True)
+
+    assert (run.status, run.error_code) == (Run.Status.FAILED, "worker_lost")
+    assert stored(run)[-1]["type"] == "RUN_ERROR"
+    assert run.output == text_of(run)
+    assert run.output.startswith("t0 ")
+    assert ChatMessage.objects.get(pk=run.assistant_message_id).status == "failed"
+
+
+@pytest.mark.integration
+def test_a_worker_killed_before_the_first_token_is_retried_and_completes(
+    user, fake_llm, celery_worker_factory, settings
+):
+    fake_llm.queue(Reply(text="Too slow.", first_token_delay=30), Reply(text="Recovered answer."))
+    version = agent_version(fake_model(fake_llm), agent_type="dialog")
+    run = chat_run(user, version, "Tell me something")
+
+    run = kill_mid_run(fake_llm, celery_worker_factory, settings, run, after_first_token=False)
+
+    assert (run.status, run.attempt, run.output) == (
+        Run.Status.COMPLETED,
+        2,
+        "Recovered answer.",
+    )
+    assert stored(run)[-1]["type"] == "RUN_FINISHED"

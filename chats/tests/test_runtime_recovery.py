@@ -3,17 +3,20 @@ never left running — by the sweeper or by the redelivered task's claim."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from agentstore import dispatch
 from chats.models import ChatMessage, Run, RunEvent
 from chats.runtime import recovery
 from chats.runtime.execute import Outcome, run_execute
 from chats.tasks import runs_sweep_task
 from chats.tests.runtime_helpers import agent_version, chat_run, fake_model, stored, types
 from tests.fakes.openai_server import Reply
+from tests.fixtures.servers import run_asgi_server
 
 pytestmark = pytest.mark.django_db
 
@@ -211,3 +214,51 @@ def test_dangling_closers_close_in_order():
         {"type": "STEP_FINISHED", "stepName": "tool_call:2", "metadata": {"status": "failed"}},
         {"type": "STEP_FINISHED", "stepName": "model_call:1", "metadata": {"status": "failed"}},
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_server_sweeps_dead_runs(user, fake_llm, settings):
+    settings.RUN_EMBEDDED_SWEEPER = True
+    settings.RUN_ORPHAN_DELAY = 0
+    settings.RUN_SWEEP_INTERVAL = 0.2
+    version = agent_version(fake_model(fake_llm), agent_type="dialog")
+    dead = chat_run(user, version, "was running when the process died")
+    died_while_running(dead, streamed_partially(dead), token=True)
+
+    with run_asgi_server():
+        time.sleep(1.0)  # a few sweeper ticks
+        dispatch.wait_for_pending(timeout=20)
+
+    dead.refresh_from_db()
+    assert (dead.status, dead.error_code) == (Run.Status.FAILED, "worker_lost")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_embedded_server_restarts_runs_left_pending_by_a_restart(user, fake_llm, settings):
+    settings.RUN_EMBEDDED_SWEEPER = True
+    settings.RUN_ORPHAN_DELAY = 0.1
+    settings.RUN_SWEEP_INTERVAL = 600
+    fake_llm.queue(Reply(text="Picked up after a restart."))
+    version = agent_version(fake_model(fake_llm), agent_type="dialog")
+    orphan = chat_run(user, version, "left pending by the previous process")
+
+    with run_asgi_server():
+        time.sleep(0.5)
+        dispatch.wait_for_pending(timeout=20)
+
+    orphan.refresh_from_db()
+    assert (orphan.status, orphan.output) == (Run.Status.COMPLETED, "Picked up after a restart.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_test_servers_run_no_sweeper_unless_asked(user, fake_llm, settings):
+    settings.RUN_ORPHAN_DELAY = 0.05
+    version = agent_version(fake_model(fake_llm), agent_type="dialog")
+    pending = chat_run(user, version, "nobody dispatched me")
+
+    with run_asgi_server():
+        time.sleep(0.5)
+        dispatch.wait_for_pending(timeout=20)
+
+    pending.refresh_from_db()
+    assert pending.status == Run.Status.PENDING

@@ -42,9 +42,7 @@ def stop_after_tokens(fake_llm, run_id: str, stopped_at: list[float]) -> threadi
     return thread
 
 
-def test_stop_cancels_a_streaming_run_within_a_second_and_keeps_the_partial_text(
-    user, fake_llm
-):
+def test_stop_cancels_a_streaming_run_within_a_second_and_keeps_the_partial_text(user, fake_llm):
     fake_llm.queue(Reply(token_count=500, token_delay=0.02))
     version = agent_version(fake_model(fake_llm), agent_type="dialog")
     run = chat_run(user, version, "Count slowly")

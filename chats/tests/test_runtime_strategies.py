@@ -34,9 +34,7 @@ def last_user_text(request) -> str:
 
 
 def reasoning_text(run: Run) -> str:
-    return "".join(
-        p["delta"] for p in stored(run) if p["type"] == "REASONING_MESSAGE_CONTENT"
-    )
+    return "".join(p["delta"] for p in stored(run) if p["type"] == "REASONING_MESSAGE_CONTENT")
 
 
 def test_dialog_is_one_model_call_without_tools(user, fake_llm):
@@ -159,7 +157,7 @@ def test_plan_execute_plans_then_works_each_step_then_answers(user, fake_llm):
         "Notes:\n1. Look up the time: It is noon.\n2. Phrase the answer: Say it is noon."
     )
     assert reasoning_text(run) == (
-        "1. Look up the time\n2. Phrase the answer" "It is noon." "Say it is noon."
+        "1. Look up the time\n2. Phrase the answerIt is noon.Say it is noon."
     )
     kinds = types(run)
     assert kinds.index("REASONING_START") < kinds.index("TEXT_MESSAGE_START")

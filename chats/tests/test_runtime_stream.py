@@ -28,6 +28,27 @@ from tests.fakes.openai_server import Reply, ToolCall
 pytestmark = pytest.mark.django_db
 
 
+CURRENT_TIME_SCHEMA = {
+    "type": "function",
+    "function": {
+        "name": "current_time",
+        "description": "Get the current date and time.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "timezone": {
+                    "type": "string",
+                    "default": "UTC",
+                    "description": (
+                        'An IANA time zone name, e.g. "UTC", "Europe/Paris", "Asia/Shanghai".'
+                    ),
+                }
+            },
+        },
+    },
+}
+
+
 def assert_well_formed(run: Run) -> None:
     """Contiguous seq 1..N, RUN_STARTED first, exactly one terminal event, last."""
     rows = list(run.events.order_by("seq").values_list("seq", "type"))
@@ -80,7 +101,8 @@ def test_terminal_event_has_message_id_of_the_assistant_message(user, fake_llm):
     assert {p["messageId"] for p in text_events} == {str(run.assistant_message_id)}
 
 
-def test_tool_call_current_time_streams_tool_events_and_steps(user, fake_llm):
+@pytest.mark.parametrize("repeat", [1, 2])  # the second build uses the cached tool schemas
+def test_tool_call_current_time_streams_tool_events_and_steps(user, fake_llm, repeat):
     fake_llm.queue(
         Reply(tool_calls=[ToolCall(name="current_time", arguments={"timezone": "Asia/Shanghai"})]),
         Reply(text="It is afternoon in Shanghai."),
@@ -108,7 +130,7 @@ def test_tool_call_current_time_streams_tool_events_and_steps(user, fake_llm):
     ]
     # The tool schema reached the model, and the second call carried the tool result.
     first, second = fake_llm.chat_requests
-    assert [t["function"]["name"] for t in first.body["tools"]] == ["current_time"]
+    assert first.body["tools"] == [CURRENT_TIME_SCHEMA]
     assert second.body["messages"][-1]["role"] == "tool"
     call = ChatMessage.objects.get(pk=run.assistant_message_id).metadata["tool_calls"][0]
     assert call["name"] == "current_time"

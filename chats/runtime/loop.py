@@ -1,0 +1,69 @@
+"""Which event loop a run executes on.
+
+- **Embedded** (web process): the ASGI server's loop (``async_to_sync`` from a dispatcher
+  thread schedules there by itself), as STYLE §3 describes.
+- **Celery**: one long-lived loop per worker process, on a background thread, shared by
+  every run of the process — like the server loop of embedded mode. A loop per run
+  (``asyncio.run``) would open and close a channels-redis connection pool per run (~10 ms
+  on the way to the first token, measured by ``bench/run_overhead.py``) and start a
+  thread each time. The Celery task thread stays the run's "sync thread": thread-sensitive
+  ``sync_to_async`` calls (the database) come back to it, so each run keeps its own
+  connection and runs do not queue behind one another's queries.
+- **Inline** (tests, shell): a private loop per run (plain ``async_to_sync``).
+
+The shared loop is created lazily in the process that uses it, so a prefork pool's
+children each get their own after the fork.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from asgiref.sync import SyncToAsync
+
+_lock = threading.Lock()
+_state: tuple[int, asyncio.AbstractEventLoop] | None = None
+
+
+def worker_loop() -> asyncio.AbstractEventLoop:
+    """This process's shared background loop (started on first use)."""
+    global _state
+    with _lock:
+        if _state is None or _state[0] != os.getpid() or _state[1].is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="run-loop", daemon=True).start()
+            _state = (os.getpid(), loop)
+        return _state[1]
+
+
+@contextmanager
+def runs_on(loop: asyncio.AbstractEventLoop | None) -> Iterator[None]:
+    """Make ``async_to_sync`` called from this (sync) thread run its coroutine on ``loop``
+    and serve its thread-sensitive sync calls here — asgiref's own mechanism for code
+    called from inside ``sync_to_async``, which marks its threads the same way."""
+    if loop is None:
+        yield
+        return
+    local = SyncToAsync.threadlocal
+    previous = (
+        getattr(local, "main_event_loop", None),
+        getattr(local, "main_event_loop_pid", None),
+    )
+    local.main_event_loop, local.main_event_loop_pid = loop, os.getpid()
+    try:
+        yield
+    finally:
+        local.main_event_loop, local.main_event_loop_pid = previous
+
+
+def owns_channel_connections(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a loop is private to one run (its channel-layer pool must be closed at the
+    end) rather than shared (the server loop, the worker loop)."""
+    from agentstore import dispatch
+
+    shared = _state[1] if _state is not None and _state[0] == os.getpid() else None
+    return loop is not dispatch.server_loop() and loop is not shared

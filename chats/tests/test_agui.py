@@ -1,0 +1,272 @@
+"""AG-UI over SSE (``POST /api/v1/agent/run``) against a real uvicorn server running the
+ASGI application in embedded mode: the run executes on the server's loop and its events
+stream back through the channel layer, as under ``make run``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from chats.models import Chat, ChatMessage, Run
+from chats.tests.interface_helpers import (  # noqa: F401 - fixtures
+    api_key,
+    demo_llm,
+    install,
+    server_fixture,
+    store_agent,
+    stream_db_connections_closed_fixture,
+)
+
+pytestmark = pytest.mark.usefixtures("transactional_db", "stream_db_connections_closed")
+
+TERMINAL = {"RUN_FINISHED", "RUN_ERROR"}
+
+
+def run_input(thread_id: str, text: str, *, snake: bool = False, **props: Any) -> dict[str, Any]:
+    message = {"id": "m1", "role": "user", "content": text}
+    if snake:
+        return {
+            "thread_id": thread_id,
+            "run_id": "client-run",
+            "messages": [message],
+            "tools": [],
+            "context": [],
+            "state": {},
+            "forwarded_props": props,
+        }
+    return {
+        "threadId": thread_id,
+        "runId": "client-run",
+        "messages": [message],
+        "tools": [],
+        "context": [],
+        "state": {},
+        "forwardedProps": props,
+    }
+
+
+def stream(server, body: dict[str, Any], key: str, *, on_event=None) -> list[dict[str, Any]]:
+    """POST ``body`` and read the SSE stream to its end (``on_event`` sees each event)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    with (
+        httpx.Client(timeout=30.0) as client,
+        connect_sse(
+            client, "POST", f"{server.url}/api/v1/agent/run", json=body, headers=headers
+        ) as source,
+    ):
+        assert source.response.status_code == 200
+        assert source.response.headers["content-type"] == "text/event-stream"
+        events = []
+        for sse in source.iter_sse():
+            event = json.loads(sse.data)
+            events.append(event)
+            if on_event is not None:
+                on_event(event)
+        return events
+
+
+def post(server, body: Any, key: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{server.url}/api/v1/agent/run", json=body, headers=headers, timeout=10.0)
+
+
+def text_of(events: list[dict[str, Any]]) -> str:
+    return "".join(e["delta"] for e in events if e["type"] == "TEXT_MESSAGE_CONTENT")
+
+
+@pytest.fixture
+def agent(developer):
+    return store_agent(demo_llm(), slug="helper", developer=developer)
+
+
+@pytest.mark.parametrize("snake", [False, True], ids=["camelCase", "snake_case"])
+def test_sse_streams_the_run_in_order_and_ends_after_one_terminal_event(server, user, agent, snake):
+    install(user, agent)
+    thread_id = str(uuid.uuid4())
+
+    events = stream(
+        server,
+        run_input(thread_id, "Hello agent", snake=snake, agent_id="helper"),
+        api_key(user),
+    )
+
+    run = Run.objects.get(chat_id=thread_id)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["type"] == "RUN_STARTED"
+    assert events[0]["threadId"] == thread_id
+    assert events[0]["runId"] == str(run.pk)
+    assert [e["type"] for e in events].count("RUN_FINISHED") == 1
+    assert events[-1]["type"] == "RUN_FINISHED"
+    assert not any(e["type"] == "RUN_ERROR" for e in events)
+    assert "You said: “Hello agent”" in text_of(events)
+    assert run.status == Run.Status.COMPLETED
+    assert text_of(events) == run.output
+
+
+def test_new_thread_creates_a_chat_with_the_thread_id_for_the_user(server, user, agent):
+    install(user, agent)
+    thread_id = str(uuid.uuid4())
+
+    stream(server, run_input(thread_id, "Hi", agentId=str(agent.pk)), api_key(user))
+
+    chat = Chat.objects.get(pk=thread_id)
+    assert (chat.user, chat.agent, chat.agent_version) == (user, agent, agent.current_version)
+    assert list(chat.messages.order_by("created_at").values_list("role", flat=True)) == [
+        "user",
+        "assistant",
+    ]
+
+
+def test_the_same_thread_continues_its_chat_with_the_last_user_message(server, user, agent):
+    install(user, agent)
+    key = api_key(user)
+    thread_id = "my-client-thread"
+    stream(server, run_input(thread_id, "First question", agent_id="helper"), key)
+    body = run_input(thread_id, "Second question")
+    body["messages"] = [
+        {"id": "m1", "role": "user", "content": "First question"},
+        {"id": "m2", "role": "assistant", "content": "whatever the client kept"},
+        {"id": "m3", "role": "user", "content": [{"type": "text", "text": "Second question"}]},
+    ]
+
+    events = stream(server, body, key)
+
+    chat = Chat.objects.get(user=user)
+    assert events[0]["threadId"] == str(chat.pk)
+    assert "You said: “Second question”" in text_of(events)
+    assert list(
+        ChatMessage.objects.filter(chat=chat, role="user")
+        .order_by("created_at")
+        .values_list("content", flat=True)
+    ) == ["First question", "Second question"]
+
+
+@pytest.mark.parametrize(
+    ("props", "code"),
+    [
+        ({"agent_id": "no-such-agent"}, 40401),
+        ({"agent_id": str(uuid.uuid4())}, 40401),
+        ({}, 40002),
+    ],
+    ids=["unknown-slug", "unknown-id", "no-agent"],
+)
+def test_a_new_thread_needs_a_known_agent(server, user, agent, props, code):
+    install(user, agent)
+
+    response = post(server, run_input(str(uuid.uuid4()), "Hi", **props), api_key(user))
+
+    assert response.status_code == code // 100
+    assert response.json()["code"] == code
+    assert Chat.objects.count() == 0
+
+
+def test_an_agent_not_installed_is_refused_with_the_envelope(server, user, agent):
+    response = post(server, run_input(str(uuid.uuid4()), "Hi", agent_id="helper"), api_key(user))
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "code": 40301,
+        "message": "Install this agent to chat with it.",
+        "details": None,
+    }
+
+
+def test_another_users_thread_is_not_found(server, user, other_user, agent):
+    install(user, agent)
+    install(other_user, agent)
+    thread_id = str(uuid.uuid4())
+    stream(server, run_input(thread_id, "Mine", agent_id="helper"), api_key(user))
+
+    response = post(server, run_input(thread_id, "Theirs", agent_id="helper"), api_key(other_user))
+
+    assert response.status_code == 404
+    assert response.json()["code"] == 40401
+    assert Run.objects.filter(user=other_user).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "code"), [(None, 40101), ("sk-not-a-real-key", 40102)], ids=["none", "wrong"]
+)
+def test_without_valid_credentials_the_envelope_says_401(server, agent, key, code):
+    response = post(server, run_input(str(uuid.uuid4()), "Hi", agent_id="helper"), key)
+
+    assert response.status_code == 401
+    assert response.json()["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("not json", 40001),
+        ({"threadId": "t", "runId": "r"}, 40002),
+        (
+            {
+                "threadId": "t",
+                "runId": "r",
+                "messages": [{"id": "a", "role": "assistant", "content": "x"}],
+            },
+            40002,
+        ),
+    ],
+    ids=["malformed", "no-messages", "no-user-message"],
+)
+def test_bad_input_is_answered_before_streaming(server, user, agent, body, code):
+    install(user, agent)
+    headers = {"Authorization": f"Bearer {api_key(user)}", "Content-Type": "application/json"}
+    content = body if isinstance(body, str) else json.dumps(body)
+
+    response = httpx.post(
+        f"{server.url}/api/v1/agent/run", content=content, headers=headers, timeout=10.0
+    )
+
+    assert response.status_code == code // 100
+    assert response.json()["code"] == code
+
+
+def test_stop_ends_the_stream_with_a_cancelled_run(server, user, developer):
+    slow = store_agent(demo_llm(token_delay_ms=100), slug="slow", developer=developer)
+    install(user, slow)
+    key = api_key(user)
+    stopped: list[httpx.Response] = []
+
+    def stop_at_first_token(event: dict[str, Any]) -> None:
+        if event["type"] == "TEXT_MESSAGE_CONTENT" and not stopped:
+            stopped.append(
+                httpx.post(
+                    f"{server.url}/api/v1/agent/run/{event['runId']}/stop",
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=10.0,
+                )
+            )
+
+    events = stream(
+        server,
+        run_input(str(uuid.uuid4()), "Tell me a long story", agent_id="slow"),
+        key,
+        on_event=stop_at_first_token,
+    )
+
+    assert stopped[0].status_code == 200
+    assert stopped[0].json()["data"]["id"] == events[0]["runId"]
+    assert events[-1]["type"] == "RUN_FINISHED"
+    assert events[-1]["outcome"] == {"type": "cancelled"}
+    assert Run.objects.get(pk=events[0]["runId"]).status == Run.Status.CANCELLED
+
+
+def test_stop_of_another_users_run_is_not_found(server, user, other_user, agent):
+    install(user, agent)
+    events = stream(server, run_input(str(uuid.uuid4()), "Hi", agent_id="helper"), api_key(user))
+
+    response = httpx.post(
+        f"{server.url}/api/v1/agent/run/{events[0]['runId']}/stop",
+        headers={"Authorization": f"Bearer {api_key(other_user)}"},
+        timeout=10.0,
+    )
+
+    assert response.status_code == 404
+    assert response.json()["code"] == 40401
