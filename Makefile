@@ -45,7 +45,8 @@ serve: install
 	$(PY) -m uvicorn agentstore.asgi:application --host $(HOST) --port $(PORT) --workers $${WEB_CONCURRENCY:-2}
 
 worker: install
-	$(PY) -m celery -A agentstore worker --loglevel=INFO --concurrency=$${WORKER_CONCURRENCY:-4}
+	# Runs are I/O-bound and async inside: a thread pool per process, one process per core.
+	$(PY) -m celery -A agentstore worker --loglevel=INFO --pool threads --concurrency=$${WORKER_CONCURRENCY:-32}
 
 beat: install
 	$(PY) -m celery -A agentstore beat --loglevel=INFO

@@ -44,3 +44,28 @@ class _TokenMiddleware:
 def WebSocketAuthMiddleware(inner):  # noqa: N802 - mirrors channels' AuthMiddlewareStack
     # Session auth first; a valid token then overrides the (possibly anonymous) user.
     return AuthMiddlewareStack(_TokenMiddleware(inner))
+
+
+class OriginOrTokenValidator:
+    """Origin check for WebSockets that lets header-token clients without an Origin in.
+
+    Browsers always send ``Origin`` on a WebSocket handshake, so cross-site WebSocket
+    hijacking is stopped by checking it (Channels' AllowedHostsOriginValidator). A
+    non-browser client (SDK, CLI) sends no Origin but authenticates with an
+    ``Authorization`` header, which a hostile page cannot attach — so a handshake with
+    no Origin and a bearer header is allowed; with an Origin, the origin must match.
+    """
+
+    def __init__(self, inner) -> None:
+        from channels.security.websocket import AllowedHostsOriginValidator
+
+        self.inner = inner
+        self.checked = AllowedHostsOriginValidator(inner)
+
+    async def __call__(self, scope, receive, send):
+        headers = dict(scope.get("headers", []))
+        has_origin = b"origin" in headers
+        has_bearer = headers.get(b"authorization", b"").lower().startswith(b"bearer ")
+        if not has_origin and has_bearer:
+            return await self.inner(scope, receive, send)
+        return await self.checked(scope, receive, send)

@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -85,6 +86,7 @@ class AgentVersionAdmin(admin.ModelAdmin):
         "review_note",
         "check_status",
         "check_results_table",
+        "persona_scores_panel",
         "config_diff",
         "created_at",
     ]
@@ -102,7 +104,10 @@ class AgentVersionAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        (_("Automated checks"), {"fields": ["check_status", "check_results_table"]}),
+        (
+            _("Automated checks"),
+            {"fields": ["check_status", "check_results_table", "persona_scores_panel"]},
+        ),
         (_("Configuration"), {"fields": ["config_diff"]}),
     ]
 
@@ -155,6 +160,16 @@ class AgentVersionAdmin(admin.ModelAdmin):
             _("Result"),
             _("Message"),
             rows,
+        )
+
+    @admin.display(description=_("persona check"))
+    def persona_scores_panel(self, obj: AgentVersion) -> str:
+        # The check lives in chats (it runs models); agents imports it only lazily.
+        from chats.persona_check import persona_check_summary
+
+        return render_to_string(
+            "admin/agents/agentversion/_persona_scores.html",
+            {"persona": persona_check_summary(obj)},
         )
 
     @admin.display(description=_("configuration (diff against the current version)"))

@@ -195,6 +195,26 @@ class SubmitForm(forms.Form):
     )
 
 
+class PersonaCheckForm(forms.Form):
+    """The persona check's own sample prompts (optional; the check's service validates
+    how many and how long)."""
+
+    prompts = forms.CharField(
+        label=_("Sample prompts"),
+        required=False,
+        max_length=6000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "One per line, at most 5. Empty: a greeting, two questions in the persona's "
+            "domain and a request to leave the role."
+        ),
+    )
+
+    def prompt_list(self) -> list[str] | None:
+        lines = [line.strip() for line in self.cleaned_data.get("prompts", "").splitlines()]
+        return [line for line in lines if line] or None
+
+
 def _parse_variables(text: str) -> dict[str, dict[str, str]]:
     """``name = default  # description`` per line."""
     variables: dict[str, dict[str, str]] = {}

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -153,6 +153,21 @@ class Agent(models.Model):
             models.Index(fields=["status", "-rating_avg"], name="agent_store_rating"),
             models.Index(fields=["status", "-published_at"], name="agent_store_newest"),
             models.Index(fields=["status", "category"], name="agent_store_category"),
+            # The store's own filter (``selectors.store_agents``): counting a category's
+            # listed agents is an index-only scan of this partial index.
+            models.Index(
+                fields=["category"],
+                condition=Q(status="published", current_version__isnull=False),
+                name="agent_store_listed",
+            ),
+            # The API's "newest" sort (``published_at DESC NULLS LAST``): the plain
+            # ``-published_at`` index above sorts nulls first and cannot serve it. Created
+            # on PostgreSQL only (migration 0003): SQLite refuses NULLS LAST in an index.
+            models.Index(
+                F("published_at").desc(nulls_last=True),
+                condition=Q(status="published", current_version__isnull=False),
+                name="agent_store_listed_newest",
+            ),
             models.Index(fields=["status", "agent_type"], name="agent_store_type"),
             models.Index(fields=["developer", "-updated_at"], name="agent_developer"),
         ]

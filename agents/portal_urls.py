@@ -24,6 +24,11 @@ urlpatterns = [
         name="version_submit",
     ),
     path(
+        "agents/<uuid:agent_id>/versions/<uuid:version_id>/persona-check/",
+        views.version_persona_check,
+        name="version_persona_check",
+    ),
+    path(
         "agents/<uuid:agent_id>/versions/<uuid:version_id>/deprecate/",
         views.version_deprecate,
         name="version_deprecate",

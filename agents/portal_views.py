@@ -16,6 +16,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -25,6 +26,7 @@ from agents.forms import (
     AgentCreateForm,
     AgentListingForm,
     NewVersionForm,
+    PersonaCheckForm,
     SubmitForm,
     VersionConfigForm,
     config_json,
@@ -325,8 +327,62 @@ def version_detail(request: HttpRequest, agent_id, version_id) -> HttpResponse:
             else [],
             "submit_form": SubmitForm(initial={"changelog": version.changelog}),
             "config_text": config_json(version.config),
+            **_persona_check_context(version, is_draft=is_draft),
         },
     )
+
+
+# --- persona check -------------------------------------------------------------------------
+# The check runs models, so its service lives in chats (chats.persona_check); agents must not
+# import chats at module level (accounts ← integrations ← knowledge ← agents ← chats), hence
+# the imports inside these functions.
+
+
+def _persona_check_context(version: AgentVersion, *, is_draft: bool) -> dict[str, Any]:
+    from chats.persona_check import persona_check_summary
+
+    return {
+        "persona": persona_check_summary(version),
+        "persona_form": PersonaCheckForm() if is_draft else None,
+    }
+
+
+@developer_required
+@require_http_methods(["GET", "POST"])
+def version_persona_check(request: HttpRequest, agent_id, version_id) -> HttpResponse:
+    """POST: start a persona check of the draft. GET: the panel alone (the page polls it
+    while a check is pending or running)."""
+    version = _version_or_404(request, agent_id, version_id)
+    is_draft = version.status == AgentVersion.Status.DRAFT
+    if request.method == "GET":
+        return render(
+            request,
+            "portal/_persona_check.html",
+            {
+                "agent": version.agent,
+                "version": version,
+                "is_draft": is_draft,
+                **_persona_check_context(version, is_draft=is_draft),
+            },
+        )
+    from chats.persona_check import persona_check_run
+
+    form = PersonaCheckForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("prompts", [])))
+    else:
+        try:
+            persona_check_run(
+                request.user, version=version, prompts=form.prompt_list(), request=request
+            )
+        except NotFound as exc:
+            raise Http404 from exc
+        except DomainError as exc:
+            _message_error(request, exc)
+        else:
+            messages.success(request, _("The persona check has started."))
+    url = reverse("portal:version", kwargs={"agent_id": version.agent.pk, "version_id": version.pk})
+    return redirect(f"{url}#persona-check")
 
 
 @developer_required

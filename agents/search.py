@@ -2,16 +2,18 @@
 
 On PostgreSQL (migration ``0002_store_search``) it works in two steps:
 
-1. **Candidates**, fetched in one round trip from the indexes, each source capped so a
-   common word ("assistant") never means ranking tens of thousands of rows:
+1. **Candidates** from the indexes, each source capped so a common word ("assistant")
+   never means ranking tens of thousands of rows:
    full-text matches on the trigger-maintained ``search_vector`` (name weight A, short
    description and tags B, description C; ``websearch_to_tsquery('simple', …)`` so
    quotes, ``or`` and ``-word`` work) in popularity order; full-text matches on the name
    alone in popularity order (agents named after the query are always considered); exact
-   name matches. Only when that finds almost nothing (typically a typo) does a second
-   query add trigram-similar names.
-2. **Ranking** of the candidates by one score blending text relevance, name similarity,
-   an exact-name bonus, installs (log) and the average rating.
+   name matches. Only when that finds almost nothing (typically a typo) are
+   trigram-similar names added, in a second query.
+2. **Ranking** of the candidates (in the same query), on the agents table alone, by one
+   score blending text relevance, name similarity, an exact-name bonus, installs (log)
+   and the average rating. The best ``MAX_RESULTS`` are kept, so the count and the page
+   queries that follow read at most that many rows.
 
 The filters of ``queryset`` (category, tag, type, rating…) apply to the candidates, so
 filtered searches are complete within the caps.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import re
 
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.search import (
     SearchQueryField,
     SearchVectorField,
@@ -39,19 +42,25 @@ from django.db.models import (
     BooleanField,
     Case,
     Exists,
+    ExpressionWrapper,
     F,
     FloatField,
     Func,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
+    UUIDField,
     Value,
     When,
 )
-from django.db.models.expressions import Col, Expression
+from django.db.models.expressions import Col, Expression, RawSQL
 from django.db.models.functions import Cast, Greatest, Least, Ln
 
 MAX_QUERY_LENGTH = 200
+# A search returns at most this many agents (five pages of 20): beyond that, refine the
+# words or the filters.
+MAX_RESULTS = 100
 # Candidate caps: full-text matches in popularity order, name matches in popularity
 # order, exact names, and trigram (typo) matches.
 FULLTEXT_CANDIDATES = 200
@@ -207,10 +216,10 @@ def _is_postgresql(queryset: QuerySet) -> bool:
 def store_search(queryset: QuerySet, q: str | None) -> QuerySet:
     """Filter ``queryset`` (agents) to matches of ``q`` and order them by relevance.
 
-    The result is annotated with ``search_score``; an empty query returns the queryset
-    unchanged. Callers that sort explicitly afterwards simply override the order. On
-    PostgreSQL the candidates are fetched here (one or two queries); the returned
-    queryset then only ranks and pages them.
+    An empty query returns the queryset unchanged; callers that sort explicitly
+    afterwards simply override the order. On PostgreSQL the candidates are found and
+    ranked here (two or three small queries) and the returned queryset holds the best
+    ``MAX_RESULTS`` of them, annotated with ``search_rank`` (1 = best).
     """
     q = normalize_query(q)
     if not q:
@@ -220,9 +229,8 @@ def store_search(queryset: QuerySet, q: str | None) -> QuerySet:
     return _search_fallback(queryset, q)
 
 
-def candidate_ids(queryset: QuerySet, q: str) -> list:
-    """Primary keys of the agents worth ranking for ``q`` (PostgreSQL), best sources
-    first, without duplicates."""
+def _candidate_sources(queryset: QuerySet, q: str) -> tuple[list[QuerySet], QuerySet | None]:
+    """The capped candidate querysets for ``q`` and the trigram (typo) one, if any."""
     text = fulltext_query_text(q)
     plain, negated = split_terms(q)
     base = queryset.order_by().values_list("pk", flat=True)
@@ -236,71 +244,90 @@ def candidate_ids(queryset: QuerySet, q: str) -> list:
         base.filter(Matches(text)).order_by("-install_count")[:FULLTEXT_CANDIDATES],
         by_name.order_by("-install_count")[:NAME_CANDIDATES],
     ]
-    rows = _union_all(sources, using=queryset.db)
-    ids = list(dict.fromkeys(pk for pk, _source in rows))
-    exact_found = any(source == 0 for _pk, source in rows)
-    # Few matches and no agent of exactly that name: probably a typo.
-    if len(ids) < TYPO_THRESHOLD and plain and not exact_found:
-        # Ordered by similarity, so the planner reads every trigram match through the
-        # index (a few hundred rows) instead of scanning the table until N match.
-        similar = (
-            base.filter(Q(name__trigram_similar=plain) | Q(name__trigram_word_similar=plain))
-            .alias(similarity=_name_similarity(plain))
-            .order_by("-similarity")
-        )
-        if negated:
-            similar = similar.exclude(Matches(fulltext_query_text(" or ".join(negated))))
-        seen = set(ids)
-        ids.extend(pk for pk in similar[:TYPO_CANDIDATES] if pk not in seen)
-    return ids
+    if not plain:
+        return sources, None
+    # Ordered by similarity, so the planner reads every trigram match through the index
+    # (a few hundred rows) instead of scanning the table until enough rows match.
+    similar = (
+        base.filter(Q(name__trigram_similar=plain) | Q(name__trigram_word_similar=plain))
+        .alias(similarity=_name_similarity(plain))
+        .order_by("-similarity")
+    )
+    if negated:
+        similar = similar.exclude(Matches(fulltext_query_text(" or ".join(negated))))
+    return sources, similar[:TYPO_CANDIDATES]
 
 
 def _name_similarity(plain: str) -> Expression:
     return Greatest(TrigramSimilarity("name", plain), TrigramWordSimilarity(plain, "name"))
 
 
-def _union_all(querysets: list[QuerySet], *, using: str) -> list[tuple]:
-    """``(first column, index of its queryset)`` for every row of ``querysets``, in one
-    round trip. Empty querysets are skipped.
+def _union_sql(querysets: list[QuerySet], *, using: str) -> tuple[str, list] | None:
+    """One ``SELECT id … UNION ALL …`` over ``querysets`` (``None`` if all are empty).
 
     Composed by hand: Django's ``union()`` refuses parts ordered by a column they do
     not select, and each part here is "the first N by popularity"."""
     statements, params = [], []
-    for index, queryset in enumerate(querysets):
+    for queryset in querysets:
         try:
             sql, part_params = queryset.query.get_compiler(using=using).as_sql()
         except EmptyResultSet:
             continue
-        # Only Django-compiled SQL and an integer are interpolated; values stay parameters.
-        statements.append(f"(SELECT part.*, {index:d} FROM ({sql}) AS part)")  # noqa: S608
+        statements.append(f"({sql})")
         params.extend(part_params)
     if not statements:
+        return None
+    return " UNION ALL ".join(statements), params
+
+
+def _rank(queryset: QuerySet, q: str, sources: list[QuerySet]) -> list[tuple]:
+    """``(pk, name)`` of the best ``MAX_RESULTS`` agents among ``sources``, best first,
+    in one query. Scored on the agents table alone: the candidates already passed the
+    queryset's filters."""
+    union = _union_sql(sources, using=queryset.db)
+    if union is None:
         return []
-    with connections[using].cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(statements), params)
-        return [(row[0], row[-1]) for row in cursor.fetchall()]
-
-
-def _search_postgresql(queryset: QuerySet, q: str) -> QuerySet:
     text = fulltext_query_text(q)
     plain, _negated = split_terms(q)
     name_score = _name_similarity(plain) if plain else Value(0.0)
-    return (
-        queryset.filter(pk__in=candidate_ids(queryset, q))
-        .annotate(
-            search_score=(
-                TextRank(text) * W_TEXT
-                + name_score * W_NAME
-                + Case(
-                    When(name__iexact=plain, then=Value(W_EXACT)),
-                    default=Value(0.0),
-                    output_field=FloatField(),
-                )
-                + _popularity()
-            )
-        )
-        .order_by("-search_score", "-install_count", "pk")
+    exact = (
+        Case(When(name__iexact=plain, then=Value(W_EXACT)), default=Value(0.0))
+        if plain
+        else Value(0.0)
     )
+    score = TextRank(text) * W_TEXT + name_score * W_NAME + exact + _popularity()
+    return list(
+        queryset.model.objects.using(queryset.db)
+        # The SQL is Django-compiled from the querysets above; values stay parameters.
+        .filter(pk__in=RawSQL(*union))  # noqa: S611
+        .alias(score=ExpressionWrapper(score, output_field=FloatField()))
+        .order_by("-score", "-install_count", "pk")
+        .values_list("pk", "name")[:MAX_RESULTS]
+    )
+
+
+def ranked_ids(queryset: QuerySet, q: str) -> list:
+    """Primary keys of the best ``MAX_RESULTS`` matches of ``q``, best first
+    (PostgreSQL): one query, or two when the first finds almost nothing."""
+    sources, similar = _candidate_sources(queryset, q)
+    ranked = _rank(queryset, q, sources)
+    plain = split_terms(q)[0].casefold()
+    # Few matches and no agent of exactly that name: probably a typo.
+    exact_found = any(name.casefold() == plain for _pk, name in ranked)
+    if similar is not None and len(ranked) < TYPO_THRESHOLD and not exact_found:
+        ranked = _rank(queryset, q, [*sources, similar])
+    return [pk for pk, _name in ranked]
+
+
+def _search_postgresql(queryset: QuerySet, q: str) -> QuerySet:
+    ranked = ranked_ids(queryset, q)
+    position = Func(
+        Value(ranked, output_field=ArrayField(UUIDField())),
+        F("pk"),
+        function="array_position",
+        output_field=IntegerField(),
+    )
+    return queryset.filter(pk__in=ranked).annotate(search_rank=position).order_by("search_rank")
 
 
 def _popularity() -> Expression:

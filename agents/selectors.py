@@ -169,16 +169,37 @@ def knowledge_bases_usable_by(user: User) -> QuerySet:
 
 
 def store_agents() -> QuerySet[Agent]:
-    """Published agents whose current version is approved: the whole public catalogue."""
+    """Published agents whose current version is approved: the whole public catalogue.
+
+    No join to the versions is needed to know that the current version is approved:
+    the database refuses anything else (``agents_agent.current_version_id`` may only
+    name an approved version of the same agent, and that version cannot leave
+    ``approved`` while it is current; triggers of migration ``0003``). The filter is
+    the one of the partial index ``agent_store_listed``.
+    """
     return (
-        Agent.objects.filter(
-            status=Agent.Status.PUBLISHED,
-            current_version__isnull=False,
-            current_version__status=AgentVersion.Status.APPROVED,
-        )
+        Agent.objects.filter(status=Agent.Status.PUBLISHED, current_version__isnull=False)
         .select_related("developer", "category", "current_version")
         .prefetch_related("tags")
     )
+
+
+# Columns a store list never shows; the listing queries would otherwise fetch them for
+# every row they sort (the version's configuration is the largest by far).
+LISTING_DEFERRED = (
+    "description",
+    "developer__password",
+    "current_version__config",
+    "current_version__changelog",
+    "current_version__check_results",
+    "current_version__persona_scores",
+    "current_version__review_note",
+)
+
+
+def store_listing() -> QuerySet[Agent]:
+    """``store_agents()`` for lists: the large columns items never show are deferred."""
+    return store_agents().defer(*LISTING_DEFERRED)
 
 
 def store_agent(id_or_slug: Any) -> Agent:

@@ -23,8 +23,9 @@ ROW_SIZE = 8
 
 def store_cards() -> QuerySet[Agent]:
     """Store agents with what a card shows (developer, category) and nothing more: cards
-    show no tags, so the tag prefetch of ``store_agents`` is dropped."""
-    return selectors.store_agents().prefetch_related(None)
+    show no tags, so the tag prefetch of ``store_agents`` is dropped, and no long texts,
+    so those are deferred."""
+    return selectors.store_listing().prefetch_related(None)
 
 
 def home_rows() -> dict[str, list[Agent]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
@@ -16,9 +17,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentstore.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from accounts.websocket_auth import WebSocketAuthMiddleware  # noqa: E402
+from accounts.websocket_auth import OriginOrTokenValidator, WebSocketAuthMiddleware  # noqa: E402
 from agentstore import dispatch  # noqa: E402
 from agentstore.routing import websocket_urlpatterns  # noqa: E402
 from chats.runtime.recovery import start_embedded_sweeper  # noqa: E402
@@ -26,7 +26,7 @@ from chats.runtime.recovery import start_embedded_sweeper  # noqa: E402
 router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": OriginOrTokenValidator(
             WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))
         ),
     }
@@ -48,6 +48,8 @@ async def _lifespan(receive, send) -> None:
             # Let embedded runs finish (and publish their last events) while the loop lives.
             await dispatch.drain(settings.EMBEDDED_SHUTDOWN_TIMEOUT)
             dispatch.unbind_server_loop(asyncio.get_running_loop())
+            if "chats.mcp_server" in sys.modules:  # started lazily by the first /mcp request
+                await sys.modules["chats.mcp_server"].shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
@@ -57,4 +59,8 @@ async def application(scope, receive, send):
         return await _lifespan(receive, send)
     if dispatch.server_loop() is None:
         dispatch.bind_server_loop(asyncio.get_running_loop())
+    if scope["type"] == "http" and scope["path"] in ("/mcp", "/mcp/"):
+        from chats import mcp_server  # the MCP endpoint (an ASGI app of the mcp SDK)
+
+        return await mcp_server.app(scope, receive, send)
     return await router(scope, receive, send)

@@ -161,8 +161,18 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py 8 times socket reads out after 5 s by default, the same as
                 # channels-redis' BZPOPMIN wait: an idle receive() then raised TimeoutError.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
-                "capacity": 1000,
+                # Its pool refuses (not waits) past max_connections: sized for bursts of
+                # sockets joining/leaving groups at once (bench/chat_ws.py).
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "max_connections": env_int("CHANNEL_REDIS_MAX_CONNECTIONS", 1000),
+                    }
+                ],
+                # All sockets of one process share ONE Redis queue, and the capacity is that
+                # queue's: 1000 made a busy web process drop events silently.
+                "capacity": env_int("CHANNEL_CAPACITY", 100_000),
                 "expiry": 60,
                 "prefix": env_str("CHANNEL_PREFIX", "asgi"),
             },
@@ -365,6 +375,8 @@ RUN_STALE_AFTER = float(env_str("RUN_STALE_AFTER", "30"))  # heartbeat older: wo
 RUN_SWEEP_INTERVAL = env_int("RUN_SWEEP_INTERVAL", 30)
 RUN_PENDING_TIMEOUT = env_int("RUN_PENDING_TIMEOUT", 3600)
 RUN_MAX_ITERS = env_int("RUN_MAX_ITERS", 10)  # reasoning-acting iterations per reply
+# Persona check (chats/persona_check.py): the judge model's id; empty = the default model.
+PERSONA_JUDGE_MODEL_ID = env_str("PERSONA_JUDGE_MODEL_ID", "")
 # Embedded mode: sweep from the web process (no Celery beat). Off under tests unless a test
 # turns it on, so test servers do not run background work of their own.
 RUN_EMBEDDED_SWEEPER = env_bool("RUN_EMBEDDED_SWEEPER", default=not TESTING)

@@ -49,7 +49,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -431,28 +431,26 @@ def start_completion(request: HttpRequest) -> Started:
     """Authenticate, validate, open the chat and post the message (sync, one hop)."""
     drf_request = _user(request)
     user = drf_request.user
+    req = parse_completion(read_json_object(request), request.headers.get(CHAT_HEADER, ""))
     try:
-        req = parse_completion(read_json_object(request), request.headers.get(CHAT_HEADER, ""))
-        chat, parent = _open_chat(user, req, drf_request)
-        turn = messaging.chat_message_post(
-            user,
-            chat=chat,
-            content=req.text,
-            parent_id=parent.pk if parent is not None else None,
-            request=drf_request,
-            via="openai",
-        )
+        # One transaction: a refused message (a limit) leaves no empty chat behind, and
+        # the run is dispatched (on commit) only once its chat is archived.
+        with transaction.atomic():
+            chat, parent = _open_chat(user, req, drf_request)
+            turn = messaging.chat_message_post(
+                user,
+                chat=chat,
+                content=req.text,
+                parent_id=parent.pk if parent is not None else None,
+                request=drf_request,
+                via="openai",
+            )
+            if not req.chat_ref:
+                messaging.chat_update(
+                    user, chat=turn.chat, status=Chat.Status.ARCHIVED, request=drf_request
+                )
     except DomainError as exc:
         raise from_domain(exc) from None
-    if not req.chat_ref:
-        try:
-            messaging.chat_update(
-                user, chat=turn.chat, status=Chat.Status.ARCHIVED, request=drf_request
-            )
-        except (DomainError, DatabaseError):
-            # The answer is under way: failing the request now would make the SDK retry
-            # and run the agent twice. The chat merely stays in the open list.
-            logger.warning("could not archive API chat %s", chat.pk, exc_info=True)
     version = turn.run.agent_version.version if turn.run.agent_version_id else ""
     return Started(run_id=str(turn.run.pk), chat_id=str(chat.pk), version=version, request=req)
 

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -292,13 +292,20 @@ def _finished_run(run_id: str) -> tuple[str, str, dict, str, str] | None:
 
 
 async def run_result(
-    run_id: Any, *, max_wait: float | None = None, fresh: bool = False
+    run_id: Any,
+    *,
+    max_wait: float | None = None,
+    fresh: bool = False,
+    on_event: Callable[[Event], Awaitable[None]] | None = None,
 ) -> RunResult:
     """Wait for run ``run_id`` to end and return its answer (the stored output, else the
-    streamed text) and usage; raises :class:`FollowTimeout`."""
+    streamed text) and usage; raises :class:`FollowTimeout`. ``on_event`` sees every
+    event on the way (progress reports)."""
     pieces: list[str] = []
     terminal: Event = {}
     async for event in follow_run(run_id, max_wait=max_wait, fresh=fresh):
+        if on_event is not None:
+            await on_event(event)
         if event.get("type") == TEXT_DELTA:
             pieces.append(str(event.get("delta") or ""))
         elif is_terminal(event):

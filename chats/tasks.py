@@ -115,3 +115,26 @@ def run_callback_task(self, run_id: str) -> str:
         if self.request.called_directly or self.request.retries >= self.max_retries:
             return "failed"
         raise self.retry(countdown=5 * 2**self.request.retries, exc=exc) from None
+
+
+@shared_task(
+    name="agentstore.persona_check",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=settings.RUN_SOFT_TIME_LIMIT,
+    time_limit=settings.RUN_HARD_TIME_LIMIT,
+)
+def persona_check_task(version_id: str, check_id: str) -> str:
+    """Run a draft's persona check (``chats.persona_check.persona_check_execute``). A
+    redelivered message finds the check running and does nothing; the check can be
+    started again once it is older than the hard time limit."""
+    from chats.persona_check import persona_check_execute, persona_check_fail
+
+    try:
+        return persona_check_execute(version_id, check_id)
+    except SoftTimeLimitExceeded:
+        persona_check_fail(
+            version_id, check_id, message=_("The persona check took too long and was stopped.")
+        )
+        return "time_limit"

@@ -81,7 +81,7 @@ class StoreAgentListView(GenericAPIView):
     filterset_class = StoreAgentFilter
 
     def get_queryset(self) -> QuerySet[Agent]:
-        return selectors.store_agents()
+        return selectors.store_listing()
 
     def get(self, request: Request) -> Response:
         params = s.StoreQuerySerializer(data=request.query_params)

@@ -339,6 +339,41 @@ def test_a_current_version_must_be_approved_in_the_database(developer):
         AgentVersionFactory(agent=agent, status=AgentVersion.Status.DRAFT, is_current=True)
 
 
+@pytest.mark.parametrize(
+    "status",
+    [
+        AgentVersion.Status.DRAFT,
+        AgentVersion.Status.SUBMITTED,
+        AgentVersion.Status.REJECTED,
+        AgentVersion.Status.DEPRECATED,
+    ],
+)
+def test_the_database_refuses_a_current_version_that_is_not_approved(developer, status):
+    agent = published_agent(developer=developer)
+    other = AgentVersionFactory(agent=agent, version="2.0.0", status=status)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Agent.objects.filter(pk=agent.pk).update(current_version=other)
+
+
+def test_the_database_refuses_another_agents_version_as_current(developer, other_user):
+    agent = published_agent(developer=developer)
+    elsewhere = published_agent(developer=other_user)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Agent.objects.filter(pk=agent.pk).update(current_version=elsewhere.current_version)
+
+
+def test_the_database_keeps_the_current_version_approved(developer):
+    agent = published_agent(developer=developer)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        AgentVersion.objects.filter(pk=agent.current_version_id).update(
+            status=AgentVersion.Status.DEPRECATED
+        )
+    assert AgentVersion.objects.get(pk=agent.current_version_id).status == "approved"
+
+
 def test_approving_an_update_notifies_installers(
     developer, reviewer, user, other_user, django_capture_on_commit_callbacks
 ):

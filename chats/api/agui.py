@@ -281,10 +281,12 @@ def start_run(request: HttpRequest) -> StartedRun:
     run_input = parse_run_input(read_json_object(request))
     text = last_user_text(run_input)
     user = drf_request.user
-    chat = thread_open(user, run_input, request=drf_request)
-    turn = messaging.chat_message_post(
-        user, chat=chat, content=text, request=drf_request, via="ag-ui"
-    )
+    # One transaction: a refused message (a limit) leaves no new empty chat behind.
+    with transaction.atomic():
+        chat = thread_open(user, run_input, request=drf_request)
+        turn = messaging.chat_message_post(
+            user, chat=chat, content=text, request=drf_request, via="ag-ui"
+        )
     return StartedRun(run_id=str(turn.run.pk), chat_id=str(chat.pk))
 
 

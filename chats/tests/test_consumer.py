@@ -172,6 +172,26 @@ async def test_foreign_origin_is_refused(app, chat, token):
     assert connected is False
 
 
+async def test_a_header_token_client_without_origin_is_let_in(app, chat, token):
+    comm = WebsocketCommunicator(
+        app, f"/ws/chats/{chat.pk}/", headers=[(b"authorization", f"Bearer {token}".encode())]
+    )
+
+    connected, _ = await comm.connect()
+
+    assert connected is True
+    await comm.disconnect()
+
+
+async def test_a_query_token_without_origin_is_refused(app, chat, token):
+    # Only a header token proves a non-browser client; a browser page could add ?token=.
+    comm = WebsocketCommunicator(app, f"/ws/chats/{chat.pk}/?token={token}")
+
+    connected, _ = await comm.connect()
+
+    assert connected is False
+
+
 # --- sending ----------------------------------------------------------------------------------
 
 

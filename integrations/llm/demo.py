@@ -19,6 +19,11 @@ What it answers, given the conversation the Agent sends it:
    with the question; Chinese by characters) with citation markers ``[1]``, ``[2]``.
 5. Otherwise: "I am the offline demo model …; you said: …" plus a short elaboration.
 
+Asked to judge a persona (a message in the format :func:`parse_judge_request` reads, sent
+by ``chats.persona_check``), it cannot really judge: it answers ``{"score", "reason"}``
+JSON from :func:`heuristic_judgment` — the share of the persona's key words found in the
+answer — and says so in the reason. The pages label such scores "demo judge (heuristic)".
+
 It streams in word-sized deltas (``extra_config.token_delay_ms`` or
 ``settings.DEMO_MODEL_TOKEN_DELAY_MS`` between deltas; 0 under tests) and reports token
 usage (about 4 characters per token in, one delta per token out).
@@ -440,6 +445,9 @@ class DemoReply:
 
 
 def plan_reply(turn: Turn) -> DemoReply:
+    judged = parse_judge_request(turn.user_text)
+    if judged is not None:
+        return DemoReply(text=json.dumps(heuristic_judgment(*judged), ensure_ascii=False))
     if turn.forced_tool and turn.forced_tool not in turn.called:
         tool = next((t for t in turn.tools if _tool_name(t) == turn.forced_tool), None)
         if tool is not None:
@@ -459,6 +467,61 @@ def plan_reply(turn: Turn) -> DemoReply:
     if turn.passages:
         return DemoReply(text=cite(turn.passages, turn.user_text))
     return DemoReply(text=_default_answer(turn))
+
+
+# --- the persona judge (a heuristic: the demo model cannot judge) -----------------------------
+
+JUDGE_OPEN, JUDGE_CLOSE = "<persona_consistency_check>", "</persona_consistency_check>"
+PERSONA_OPEN, PERSONA_CLOSE = "<persona>", "</persona>"
+PROMPT_OPEN, PROMPT_CLOSE = "<user_prompt>", "</user_prompt>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+JUDGE_KEY_WORDS = 8  # this many shared key words (or all of a shorter persona's) score 10
+# Labels of the request's example turns, not words of the persona.
+_JUDGE_LABELS = frozenset({"example", "turns", "user", "assistant"})
+
+
+def _between(text: str, opening: str, closing: str) -> str | None:
+    start = text.find(opening)
+    end = text.find(closing, start + len(opening)) if start >= 0 else -1
+    return text[start + len(opening) : end].strip() if end >= 0 else None
+
+
+def parse_judge_request(text: str) -> tuple[str, str] | None:
+    """``(persona, answer)`` from a persona-judge request, or None for any other message."""
+    if JUDGE_OPEN not in text:
+        return None
+    persona = _between(text, PERSONA_OPEN, PERSONA_CLOSE)
+    answer = _between(text, ANSWER_OPEN, ANSWER_CLOSE)
+    if persona is None or answer is None:
+        return None
+    return persona, answer
+
+
+def heuristic_judgment(persona: str, answer: str) -> dict[str, Any]:
+    """A deterministic stand-in for a judge: 10 × the share of the persona's key words
+    (up to :data:`JUDGE_KEY_WORDS`) that the answer uses, with an honest reason."""
+    key_words = _terms(persona) - _JUDGE_LABELS
+    shared = sorted(key_words & _terms(answer))
+    target = min(len(key_words), JUDGE_KEY_WORDS)
+    score = round(10 * min(1.0, len(shared) / target)) if target else 0
+    zh = _is_chinese(persona)
+    if shared:
+        listed = ("、" if zh else ", ").join(shared[:5])
+        reason = (
+            "演示评审（启发式，并非真正的评估）："
+            f"回答用到了人设中的 {len(shared)} 个关键词（{listed}）。"
+            if zh
+            else f"Demo judge (heuristic, not a real evaluation): the answer uses {len(shared)} "
+            f"of the persona's key words ({listed})."
+        )
+    else:
+        reason = (
+            "演示评审（启发式，并非真正的评估）：回答没有用到人设中的关键词。"
+            if zh
+            else "Demo judge (heuristic, not a real evaluation): the answer uses none of the "
+            "persona's key words."
+        )
+    return {"score": score, "reason": reason}
 
 
 def split_deltas(text: str) -> list[str]:
