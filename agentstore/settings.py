@@ -157,7 +157,11 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # "core" (lists + sorted sets) or "pubsub" (Redis pub/sub); see docs/benchmarks.md.
+            "BACKEND": {
+                "core": "channels_redis.core.RedisChannelLayer",
+                "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            }[env_str("CHANNEL_LAYER", "core")],
             "CONFIG": {
                 # redis-py 8 times socket reads out after 5 s by default, the same as
                 # channels-redis' BZPOPMIN wait: an idle receive() then raised TimeoutError.

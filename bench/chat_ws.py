@@ -56,7 +56,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,7 +187,7 @@ class Bench:
 
 FAKES = {
     # name: (tokens, delay between tokens in seconds)
-    "ws": (50, 0.02),  # (a): a 1-second answer
+    "ws": (100, 0.04),  # (a): 25 tokens/s, a typical hosted model; 4-second answers
     "paced": (200, 0.01),  # (d): 200 tokens 10 ms apart
     "burst": (200, 0.0),  # (d): no pacing, the relay's ceiling
     "short": (20, 0.01),  # (c)
@@ -520,7 +519,7 @@ async def measure_direct(base_url: str, concurrency: int, rounds: int, span: flo
     return samples
 
 
-# --- (a) WebSocket chats ---------------------------------------------------------------------------
+# --- (a) WebSocket chats --------------------------------------------------------------------------
 
 
 def ws_headers(key: str, bench: Bench) -> dict[str, str]:
@@ -685,15 +684,18 @@ async def part_a(bench: Bench) -> list[dict]:
     return rows
 
 
-# --- (r) the relay alone ----------------------------------------------------------------------------
+# --- (r) the relay alone --------------------------------------------------------------------------
 
 PUBLISHER_CODE = r"""
 import asyncio, json, sys, time, uuid
-from channels_redis.core import RedisChannelLayer
 
 async def main(spec):
-    layer = RedisChannelLayer(hosts=[{"address": spec["redis"], "socket_timeout": 30}],
-                              prefix="asgi", capacity=1000, expiry=60)
+    host = {"address": spec["redis"], "socket_timeout": 30, "max_connections": 5000}
+    if spec["layer"] == "pubsub":
+        from channels_redis.pubsub import RedisPubSubChannelLayer as Layer
+    else:
+        from channels_redis.core import RedisChannelLayer as Layer
+    layer = Layer(hosts=[host], prefix="asgi", capacity=100000, expiry=60)
     batches, interval = spec["batches"], spec["interval"]
 
     async def one(chat_id, delay):
@@ -712,7 +714,10 @@ async def main(spec):
 
     await asyncio.gather(*[one(c, i * interval / max(1, len(spec["chats"])))
                            for i, c in enumerate(spec["chats"])])
-    await layer.close_pools()  # (flush() would delete the messages not yet delivered)
+    if spec["layer"] == "pubsub":
+        await layer.flush()  # closes its connections
+    else:
+        await layer.close_pools()  # (flush() would delete the messages not yet delivered)
 
 asyncio.run(main(json.loads(sys.argv[1])))
 """
@@ -741,6 +746,7 @@ async def measure_relay(
 
     readers = [asyncio.ensure_future(read(ws)) for ws in sockets]
     spec = {
+        "layer": bench.env.get("CHANNEL_LAYER", "core"),
         "redis": bench.env["REDIS_URL"],
         "chats": [chat for chat, _ in pairs],
         "batches": batches,
@@ -781,7 +787,8 @@ async def part_r(bench: Bench) -> list[dict]:
             "n": len(latencies),
         }
         print(
-            f"  relay {concurrency:4d} streams ({row['events_per_s']} events/s): latency p50/p95/p99 "
+            f"  relay {concurrency:4d} streams ({row['events_per_s']} events/s): "
+            f"latency p50/p95/p99 "
             f"{ms(row['p50'])}/{ms(row['p95'])}/{ms(row['p99'])} ms, web CPU {cpu * 100:.0f}% "
             f"of a core, n={row['n']}",
             flush=True,
@@ -790,7 +797,7 @@ async def part_r(bench: Bench) -> list[dict]:
     return rows
 
 
-# --- (b) idle sockets ----------------------------------------------------------------------------------
+# --- (b) idle sockets -----------------------------------------------------------------------------
 
 
 async def part_b(bench: Bench) -> list[dict]:
@@ -799,9 +806,13 @@ async def part_b(bench: Bench) -> list[dict]:
     pairs = [(c, u["key"]) for u in bench.data["users"] for c in u["chats"]["ws"]]
     rows = []
     sockets: list[Any] = []
+    start_web(bench, bench.args.server)  # a fresh process: nothing left from other parts
     pid = bench.web.process.pid
-    await asyncio.sleep(2)
+    warm = await asyncio.gather(*[ws_connect(bench, *pairs[i]) for i in range(20)])
+    await asyncio.gather(*[ws.close() for ws in warm])  # code paths and pools warmed up
+    await asyncio.sleep(3)
     base = rss_bytes(pid)
+    print(f"  fresh web process: {base / 2**20:.0f} MiB after a warm-up", flush=True)
     for target in bench.args.idle_levels:
         while len(sockets) < target:
             batch = min(100, target - len(sockets))
@@ -834,7 +845,7 @@ async def part_b(bench: Bench) -> list[dict]:
     return rows
 
 
-# --- (c) bytes per token -------------------------------------------------------------------------------
+# --- (c) bytes per token --------------------------------------------------------------------------
 
 
 async def part_c(bench: Bench) -> list[dict]:
@@ -868,7 +879,7 @@ async def part_c(bench: Bench) -> list[dict]:
     return rows
 
 
-# --- (d) the OpenAI-compatible endpoint ------------------------------------------------------------------
+# --- (d) the OpenAI-compatible endpoint -----------------------------------------------------------
 
 
 async def openai_stream(client: Any, bench: Bench, key: str, model: str) -> Sample:
@@ -951,6 +962,7 @@ async def part_d(bench: Bench) -> dict:
     tokens, delay = FAKES["paced"]
     span = tokens * delay
     rows = []
+    start_web(bench, bench.args.server)  # a fresh process, for its peak RSS
     pid = bench.web.process.pid
     with RssPeak(pid) as peak:
         await measure_openai(bench, "bench-paced", 5, 1, 0.0)  # warm-up
@@ -989,7 +1001,7 @@ async def part_d(bench: Bench) -> dict:
     return {"levels": rows, "throughput": throughput, "peak_rss": peak.peak}
 
 
-# --- main ---------------------------------------------------------------------------------------------
+# --- main -----------------------------------------------------------------------------------------
 
 
 def parse_args() -> argparse.Namespace:
@@ -1064,7 +1076,8 @@ def main() -> None:
     try:
         setup(bench)
         print(
-            f"  web server pid {bench.web.process.pid}, RSS {rss_bytes(bench.web.process.pid) / 2**20:.0f} MiB after start",
+            f"  web server pid {bench.web.process.pid}, "
+            f"RSS {rss_bytes(bench.web.process.pid) / 2**20:.0f} MiB after start",
             flush=True,
         )
         results = asyncio.run(run_parts(bench))

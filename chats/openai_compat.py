@@ -21,9 +21,10 @@ Auth: ``Authorization: Bearer sk-…`` (a personal API key; a JWT access token w
     - Every request opens a fresh chat pinned to the agent version: the earlier
       ``user``/``assistant`` messages are stored as its history, the last ``user`` message
       is the new message (``system``/``developer``/``tool`` messages are left out: the
-      agent's own instructions apply). The chat is archived as soon as the turn is stored,
-      so API traffic neither fills the user's chat list nor uses up their open-chat
-      allowance; it stays readable and exportable among the archived chats.
+      agent's own instructions apply). The chat is archived once the answer has been
+      streamed (or the client went away), so API traffic neither fills the user's chat list
+      nor uses up their open-chat allowance; it stays readable and exportable among the
+      archived chats. (Archiving after the answer keeps it off the time to first token.)
     - ``X-AgentStore-Chat-Id: new`` opens the fresh chat *and keeps it open*;
       ``X-AgentStore-Chat-Id: <chat id>`` continues one of the user's open chats with the
       same agent (its stored history is used; earlier messages of the request are ignored).
@@ -43,13 +44,14 @@ Auth: ``Authorization: Bearer sk-…`` (a personal API key; a JWT access token w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
@@ -397,6 +399,13 @@ class Started:
     chat_id: str
     version: str
     request: CompletionRequest
+    user: Any = None
+    drf_request: Any = None
+
+    @property
+    def archive_after(self) -> bool:
+        """A fresh per-request chat is archived once its answer is out."""
+        return not self.request.chat_ref
 
 
 def _open_chat(user: User, req: CompletionRequest, drf_request: Any) -> tuple[Chat, Any]:
@@ -433,8 +442,7 @@ def start_completion(request: HttpRequest) -> Started:
     user = drf_request.user
     req = parse_completion(read_json_object(request), request.headers.get(CHAT_HEADER, ""))
     try:
-        # One transaction: a refused message (a limit) leaves no empty chat behind, and
-        # the run is dispatched (on commit) only once its chat is archived.
+        # One transaction: a refused message (a limit) leaves no empty chat behind.
         with transaction.atomic():
             chat, parent = _open_chat(user, req, drf_request)
             turn = messaging.chat_message_post(
@@ -445,14 +453,33 @@ def start_completion(request: HttpRequest) -> Started:
                 request=drf_request,
                 via="openai",
             )
-            if not req.chat_ref:
-                messaging.chat_update(
-                    user, chat=turn.chat, status=Chat.Status.ARCHIVED, request=drf_request
-                )
     except DomainError as exc:
         raise from_domain(exc) from None
-    version = turn.run.agent_version.version if turn.run.agent_version_id else ""
-    return Started(run_id=str(turn.run.pk), chat_id=str(chat.pk), version=version, request=req)
+    return Started(
+        run_id=str(turn.run.pk),
+        chat_id=str(chat.pk),
+        version=turn.chat.agent_version.version,
+        request=req,
+        user=user,
+        drf_request=drf_request,
+    )
+
+
+def _archive(started: Started) -> None:
+    chat = Chat(pk=started.chat_id, user=started.user)
+    messaging.chat_update(
+        started.user, chat=chat, status=Chat.Status.ARCHIVED, request=started.drf_request
+    )
+
+
+async def archive_if_fresh(started: Started) -> None:
+    """Archive the request's own chat (its answer is out, or nobody waits for it any more)."""
+    if not started.archive_after:
+        return
+    try:
+        await asyncio.shield(streaming.db(_archive, started))
+    except (DomainError, DatabaseError):
+        logger.warning("could not archive API chat %s", started.chat_id, exc_info=True)
 
 
 # --- answering --------------------------------------------------------------------------------
@@ -491,7 +518,10 @@ def _with_headers(response: HttpResponse, started: Started) -> HttpResponse:
 
 
 async def _complete(started: Started) -> HttpResponse:
-    result = await streaming.run_result(started.run_id, fresh=True)
+    try:
+        result = await streaming.run_result(started.run_id, fresh=True)
+    finally:
+        await archive_if_fresh(started)
     if result.status == "failed":
         error = run_failed(result).response()
         return _with_headers(error, started)
@@ -602,6 +632,8 @@ async def stream_chunks(started: Started) -> Any:
     except Exception:
         logger.exception("OpenAI-compatible stream of run %s failed", started.run_id)
         yield writer.error(OpenAIError(500, _("The stream failed."), type_="server_error"))
+    finally:
+        await archive_if_fresh(started)
 
 
 @csrf_exempt

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from asgiref.sync import sync_to_async
 from httpx_sse import connect_sse
 
 from chats.models import Chat, ChatMessage, Run
@@ -270,3 +271,59 @@ def test_stop_of_another_users_run_is_not_found(server, user, other_user, agent)
 
     assert response.status_code == 404
     assert response.json()["code"] == 40401
+
+
+# --- the shared follower (chats.streaming) --------------------------------------------------------
+
+
+@pytest.fixture
+def stored_run(user, agent):
+    """A run with 5 stored events: RUN_STARTED, 3 text deltas, RUN_FINISHED."""
+    from chats.models import RunEvent
+    from chats.tests.factories import RunFactory
+
+    run = RunFactory(user=user, agent_version=agent.current_version)
+    payloads = [
+        {"type": "RUN_STARTED", "threadId": str(run.pk), "runId": str(run.pk)},
+        *({"type": "TEXT_MESSAGE_CONTENT", "messageId": "m", "delta": d} for d in "abc"),
+        {"type": "RUN_FINISHED", "threadId": str(run.pk), "runId": str(run.pk)},
+    ]
+    for seq, payload in enumerate(payloads, start=1):
+        RunEvent.objects.create(run=run, seq=seq, type=payload["type"], payload=payload)
+    return run
+
+
+async def test_the_cursor_drops_duplicates_and_fills_gaps_from_storage(stored_run):
+    from chats import events, streaming
+
+    cursor = streaming.RunCursor(stored_run.pk, after=1)
+    live = events.run_event(stored_run.pk, 4, {"type": "TEXT_MESSAGE_CONTENT", "delta": "c"})
+
+    delivered = await cursor.accept(live)
+    again = await cursor.accept(live)
+    older = await cursor.accept(events.run_event(stored_run.pk, 2, {"type": "X"}))
+
+    assert [(e["seq"], e.get("delta")) for e in delivered] == [(2, "a"), (3, "b"), (4, "c")]
+    assert (again, older, cursor.last_seq, cursor.finished) == ([], [], 4, False)
+
+
+async def test_follow_run_reads_what_was_never_published_from_storage(stored_run):
+    from chats import streaming
+
+    followed = [
+        event["seq"]
+        async for event in streaming.follow_run(stored_run.pk, fresh=True, idle_poll=0.05)
+    ]
+
+    assert followed == [1, 2, 3, 4, 5]
+
+
+async def test_follow_run_gives_up_after_its_deadline(user, agent):
+    from chats import streaming
+    from chats.tests.factories import RunFactory
+
+    run = await sync_to_async(RunFactory)(user=user, agent_version=agent.current_version)
+
+    with pytest.raises(streaming.FollowTimeout):
+        async for _event in streaming.follow_run(run.pk, max_wait=0.2, idle_poll=0.05):
+            pass
