@@ -427,6 +427,8 @@ def start_web(bench: Bench, server: str) -> None:
             "--no-access-log",
             "--backlog",
             "8192",
+            "--ws-ping-interval",
+            str(bench.args.ws_ping_interval),
         ]
     bench.web = spawn(f"web-{server}", command, bench.env, bench.log_dir)
     bench.procs.append(bench.web)
@@ -1023,6 +1025,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--openai-levels", default="1,10,50")
     parser.add_argument("--burst-levels", default="10,50")
     parser.add_argument("--chats-per-user", type=int, default=25)
+    parser.add_argument(
+        "--ws-ping-interval", type=float, default=20.0, help="uvicorn's (20 s by default)"
+    )
     parser.add_argument("--quick", action="store_true", help="1 round, smaller levels")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
