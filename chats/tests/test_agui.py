@@ -190,6 +190,18 @@ def test_another_users_thread_is_not_found(server, user, other_user, agent):
     assert Run.objects.filter(user=other_user).count() == 0
 
 
+def test_a_jwt_access_token_works_as_well_as_an_api_key(server, user, agent):
+    from accounts.tokens import issue_access_token
+
+    install(user, agent)
+    token = issue_access_token(user, family=uuid.uuid4())
+
+    events = stream(server, run_input(str(uuid.uuid4()), "Hi", agent_id="helper"), token)
+
+    assert events[-1]["type"] == "RUN_FINISHED"
+    assert Run.objects.get(pk=events[0]["runId"]).user == user
+
+
 @pytest.mark.parametrize(
     ("key", "code"), [(None, 40101), ("sk-not-a-real-key", 40102)], ids=["none", "wrong"]
 )
