@@ -491,3 +491,70 @@ def async_outbound_client(
         trust_env=False,
         **_client_kwargs(kwargs),
     )
+
+
+# --- aiohttp, for the streamed provider calls ---------------------------------------------------
+
+
+def vet_url(url: str, policy: OutboundPolicy) -> None:
+    """What the aiohttp session's resolver cannot see: the scheme, and a host that is an
+    IP literal (aiohttp connects to those without asking the resolver)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ALLOWED_SCHEMES:
+        raise OutboundBlocked(
+            _("Only http and https URLs are allowed, not %(scheme)r.") % {"scheme": parts.scheme},
+            reason="scheme",
+        )
+    host = parts.hostname or ""
+    literal = _literal_ip(host)
+    if literal is not None:
+        policy.vet(host, [literal])
+
+
+class _GuardedResolver:
+    """An aiohttp resolver that vets every address a name resolves to (the same rule as
+    the httpx backend above). aiohttp connects to one of exactly the returned addresses,
+    so what was checked is what is contacted."""
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        import aiohttp
+
+        self._inner = aiohttp.ThreadedResolver()
+        self._policy = policy
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list:
+        infos = await self._inner.resolve(host, port, family)
+        found = [ipaddress.ip_address(str(info["host"]).split("%", 1)[0]) for info in infos]
+        allowed = set(self._policy.vet(host, found))
+        return [info for info, ip in zip(infos, found, strict=True) if ip in allowed]
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def aiohttp_session(*, policy: OutboundPolicy, timeout: Any = None) -> Any:
+    """A guarded ``aiohttp.ClientSession`` (create it on the loop that will use it; send
+    requests with ``allow_redirects=False`` and check the URL with :func:`vet_url`)."""
+    import aiohttp
+    from aiohttp.abc import AbstractResolver
+
+    resolver_class = type("GuardedResolver", (_GuardedResolver, AbstractResolver), {})
+    timeout = timeout or DEFAULT_TIMEOUT
+    connector = aiohttp.TCPConnector(
+        resolver=resolver_class(policy),
+        ssl=_ssl_context(),
+        limit=0,  # one session serves every run of a worker process
+        limit_per_host=0,
+        ttl_dns_cache=10,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=timeout.connect,
+            connect=(timeout.connect or 0) + (timeout.pool or 0) or None,
+            sock_read=timeout.read,
+        ),
+        trust_env=False,
+        read_bufsize=1024 * 1024,  # an SSE line may be up to twice this
+    )

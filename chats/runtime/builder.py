@@ -16,6 +16,7 @@ out. One-off runs have no history: their input text is the only message.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import logging
 import os
@@ -126,6 +127,10 @@ def _cache_tool_schemas() -> None:
 
     _adapters._extract_input_schema = cached_extract
     _meta.ResetTools.input_schema = property(cached_reset_schema)
+    describe = getattr(_adapters, "_extract_func_description", None)
+    if describe is not None:
+        # Parses the same docstrings (the built-in tools') for every Agent: ~0.3 ms each.
+        _adapters._extract_func_description = functools.lru_cache(maxsize=512)(describe)
 
 
 @dataclass
@@ -220,7 +225,40 @@ def conversation_path(run: Run, window: int) -> tuple[list[tuple[str, str]], str
     return [(row["role"], row["content"]) for row in usable], user_text
 
 
+def render_persona(
+    config: dict[str, Any],
+    *,
+    agent_name: str,
+    user: Any,
+    locale: str,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[str, list[tuple[str, str]], dict[str, str]]:
+    """``(system_prompt, few_shot, variables)``: the persona rendered for ``user`` now
+    (the default system prompt when the template renders empty)."""
+    platform = persona.platform_variables(
+        user_name=user.display_name or user.username,
+        agent_name=agent_name,
+        locale=locale,
+        now=timezone.localtime(),
+    )
+    variables = persona.persona_variables(config, platform=platform, overrides=overrides)
+    system_prompt = persona.render_system_prompt(config, variables).strip()
+    return (
+        system_prompt or DEFAULT_SYSTEM_PROMPT.format(agent_name=agent_name),
+        persona.few_shot_turns(config, variables),
+        variables,
+    )
+
+
 RUN_RELATIONS = ("agent", "agent_version", "user", "chat")
+# Large columns of those relations a run never reads (loaded on the way to the first token).
+RUN_DEFERRED = (
+    "agent__description",
+    "agent_version__changelog",
+    "agent_version__review_note",
+    "agent_version__check_results",
+    "agent_version__persona_scores",
+)
 
 
 def prepare(run: Run | str) -> RunContext:
@@ -229,7 +267,7 @@ def prepare(run: Run | str) -> RunContext:
     ``run`` may be a Run loaded with :data:`RUN_RELATIONS` (as the claim does), which
     saves a query on the way to the first token."""
     if not isinstance(run, Run):
-        run = Run.objects.select_related(*RUN_RELATIONS).get(pk=run)
+        run = Run.objects.select_related(*RUN_RELATIONS).defer(*RUN_DEFERRED).get(pk=run)
     config = normalize_config(run.agent_version.config or {})
     if not isinstance(config, dict):
         raise RunFailure("invalid_config", _("The agent's configuration is not valid."))
@@ -244,14 +282,13 @@ def prepare(run: Run | str) -> RunContext:
         **((run.chat.context or {}).get("variables") or {} if run.chat else {}),
         **(context.get("variables") or {}),
     }
-    now = timezone.localtime()
-    platform = persona.platform_variables(
-        user_name=user.display_name or user.username,
+    system_prompt, few_shot, variables = render_persona(
+        config,
         agent_name=run.agent.name,
+        user=user,
         locale=str(context.get("locale") or user.language or settings.LANGUAGE_CODE),
-        now=now,
+        overrides=overrides,
     )
-    variables = persona.persona_variables(config, platform=platform, overrides=overrides)
     message_id = str(run.assistant_message_id or run.id)
     return RunContext(
         run_id=str(run.id),
@@ -263,9 +300,8 @@ def prepare(run: Run | str) -> RunContext:
         agent_type=str(config.get("agent_type") or "react"),
         version_label=run.agent_version.version,
         config=config,
-        system_prompt=persona.render_system_prompt(config, variables).strip()
-        or DEFAULT_SYSTEM_PROMPT.format(agent_name=run.agent.name),
-        few_shot=persona.few_shot_turns(config, variables),
+        system_prompt=system_prompt,
+        few_shot=few_shot,
         history=history,
         user_text=user_text,
         llm_model=llm_model,
@@ -275,8 +311,11 @@ def prepare(run: Run | str) -> RunContext:
     )
 
 
-def build_chat_model_sync(ctx: RunContext) -> Any:
-    """The AgentScope chat model for the run (sync: key resolution reads the database)."""
+def build_chat_model_sync(ctx: RunContext, *, shared_on: Any = None) -> Any:
+    """The AgentScope chat model for the run (sync: key resolution reads the database).
+
+    ``shared_on``: the long-lived loop the run executes on (worker or server loop), whose
+    runs share chat models and their connections (``integrations.llm.base``)."""
     from integrations.llm import ProviderError, build_chat_model
 
     model = ctx.model_config
@@ -288,6 +327,7 @@ def build_chat_model_sync(ctx: RunContext) -> Any:
             max_tokens=model.get("max_tokens"),
             params=model.get("params") or {},
             stream=bool(model.get("stream", True)),
+            shared_on=shared_on,
         )
     except ProviderError as exc:
         raise RunFailure(exc.code, exc.message, transient=exc.transient) from None

@@ -31,7 +31,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -126,6 +126,7 @@ class RunEmitter:
         last_seq: int,
         flush_interval: float = 0.04,
         store: Callable[..., None] = store_events,
+        astore: Callable[[str, list[tuple[int, dict[str, Any]]]], Awaitable[None]] | None = None,
     ) -> None:
         self.run_id = run_id
         self.groups = events.run_groups(run_id, chat_id)
@@ -133,6 +134,8 @@ class RunEmitter:
         self.flush_interval = flush_interval
         self._loop: asyncio.AbstractEventLoop | None = None
         self._store = sync_to_async(store)
+        # Writes from the event loop itself (chats.runtime.event_store), when available.
+        self._astore = astore
         self._queue: asyncio.Queue[dict[str, Any] | _Marker] = asyncio.Queue()
         self._outbox: asyncio.Queue[list[tuple[int, dict[str, Any]]] | _Marker | None] = (
             asyncio.Queue()
@@ -270,7 +273,10 @@ class RunEmitter:
             if key is not None:
                 self._started_streams.add(key)
         updates, self._run_updates = self._run_updates, {}
-        await self._store(self.run_id, rows, updates)
+        if self._astore is not None and not updates:
+            await self._astore(self.run_id, rows)
+        else:
+            await self._store(self.run_id, rows, updates)
         # Stored: now it may be published. Publishing runs alongside the next store.
         self._outbox.put_nowait(rows)
 

@@ -111,9 +111,9 @@ def claim_run(run_id: str) -> Claim:
         if not reclaimed:
             return Claim(Outcome.NOOP, run)
         logger.info("run %s reclaimed after its worker stopped", run_id)
-    from chats.runtime.builder import RUN_RELATIONS
+    from chats.runtime.builder import RUN_DEFERRED, RUN_RELATIONS
 
-    run = Run.objects.select_related(*RUN_RELATIONS).get(pk=run_id)
+    run = Run.objects.select_related(*RUN_RELATIONS).defer(*RUN_DEFERRED).get(pk=run_id)
     if run.attempt > 1:
         run.last_seq = RunEvent.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0
     return Claim(Outcome.CLAIMED, run)
@@ -212,18 +212,26 @@ class Execution:
         self.strategy: Any = None
         self.stop_reason: str | None = None
         self.first_token_at = None
+        self.shared_loop: asyncio.AbstractEventLoop | None = None
         self._secrets: list[str] = []
 
     async def main(self) -> Outcome:
         from chats.runtime.emitter import RunEmitter
+        from chats.runtime.loop import owns_channel_connections
         from chats.runtime.translate import Translator
 
+        loop = asyncio.get_running_loop()
+        from chats.runtime.event_store import store_for
+
+        self.shared_loop = None if owns_channel_connections(loop) else loop
         run = self.run
+        direct = store_for(loop) if self.shared_loop is not None else None
         self.emitter = RunEmitter(
             run_id=self.run_id,
             chat_id=str(run.chat_id) if run.chat_id else None,
             last_seq=run.last_seq,
             flush_interval=control.setting("RUN_EVENT_FLUSH_INTERVAL", 0.04),
+            astore=direct.store if direct is not None else None,
         )
         self.emitter.start()
         self.translator = Translator(
@@ -294,9 +302,10 @@ class Execution:
         from integrations.llm import ProviderError
 
         try:
-            self.ctx = await sync_to_async(self._prepare)()
+            # One hop to the run's database thread for both (each hop costs two thread
+            # hand-offs on the way to the first token).
+            await sync_to_async(self._prepare_and_build)()
             self.translator.step_offset = self.ctx.step_offset
-            self.chat_model = await sync_to_async(self._build_model)()
             key = getattr(getattr(self.chat_model, "credential", None), "api_key", None)
             if hasattr(key, "get_secret_value"):
                 key = key.get_secret_value()
@@ -320,6 +329,10 @@ class Execution:
             Outcome.FAILED, "internal_error", _("The agent failed unexpectedly. Try again.")
         )
 
+    def _prepare_and_build(self) -> None:
+        self.ctx = self._prepare()
+        self.chat_model = self._build_model()
+
     def _prepare(self) -> Any:
         from chats.runtime.builder import prepare
 
@@ -328,7 +341,7 @@ class Execution:
     def _build_model(self) -> Any:
         from chats.runtime.builder import build_chat_model_sync
 
-        return build_chat_model_sync(self.ctx)
+        return build_chat_model_sync(self.ctx, shared_on=self.shared_loop)
 
     def _on_first_token(self) -> None:
         # Written with the next heartbeat and at the end, not on the hot path; recovery

@@ -32,9 +32,13 @@ Key resolution (SPEC §6.1, seed 000 §3.5.0)
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
+import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -390,8 +394,12 @@ def build_chat_model(
     max_tokens: int | None = None,
     params: dict[str, Any] | None = None,
     stream: bool = True,
+    shared_on: Any = None,
 ) -> Any:
     """An AgentScope chat model for ``model`` (see the module docstring).
+
+    ``shared_on``: a long-lived event loop; the model is then taken from (or added to) the
+    models shared by that loop's runs, and :func:`aclose_chat_model` leaves it open.
 
     Raises ProviderError: ``model_inactive``, ``missing_key``, ``unknown_provider``.
     """
@@ -409,14 +417,92 @@ def build_chat_model(
         params=params,
         stream=stream,
     )
+    if shared_on is not None:
+        return _shared_model(shared_on, config)
     return get_provider(model.provider_type).build(config)
+
+
+# Chat models shared by the runs of one long-lived event loop (the Celery worker loop, the
+# ASGI server's loop). Building one costs ~3 ms of CPU (an SDK client, parameter
+# validation) and a fresh client opens a fresh connection; a shared model keeps its
+# connections alive across runs. The key is the whole resolved configuration — model,
+# endpoint, key, parameters, allowlist — so an admin's change or a user's own key is a
+# different entry, never a stale one. Models are stateless between calls (AgentScope 2.0.x).
+SHARED_MODELS_PER_LOOP = 64
+_shared_models: weakref.WeakKeyDictionary[Any, OrderedDict[tuple, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_shared_lock = threading.Lock()
+
+
+def _config_key(config: ProviderConfig) -> tuple:
+    def frozen(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, default=str)
+
+    return (
+        config.provider_type,
+        config.model_name,
+        config.base_url,
+        config.api_key,
+        frozen(config.extra_config),
+        config.temperature,
+        config.max_tokens,
+        frozen(config.params),
+        config.stream,
+        config.model_id,
+        config.rate_limit_rpm,
+        config.policy,
+    )
+
+
+def _shared_model(loop: Any, config: ProviderConfig) -> Any:
+    key = _config_key(config)
+    with _shared_lock:
+        models = _shared_models.setdefault(loop, OrderedDict())
+        model = models.get(key)
+        if model is not None:
+            models.move_to_end(key)
+            return model
+    model = get_provider(config.provider_type).build(config)
+    model.agentstore_shared = True
+    evicted = []
+    with _shared_lock:
+        models = _shared_models.setdefault(loop, OrderedDict())
+        if key in models:  # built twice at once: keep the first
+            evicted.append(model)
+            model = models[key]
+        else:
+            models[key] = model
+        while len(models) > SHARED_MODELS_PER_LOOP:
+            evicted.append(models.popitem(last=False)[1])
+    for old in evicted:
+        _close_later(loop, old)
+    return model
+
+
+def _close_later(loop: Any, model: Any) -> None:
+    async def close() -> None:
+        try:
+            await _close_client(model)
+        except Exception:  # noqa: BLE001 - closing an idle client must not fail a run
+            logger.debug("closing an evicted chat model failed", exc_info=True)
+
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(lambda: loop.create_task(close()))
 
 
 abuild_chat_model: Callable[..., Any] = sync_to_async(build_chat_model, thread_sensitive=True)
 
 
 async def aclose_chat_model(chat_model: Any) -> None:
-    """Close the model's HTTP client (clients are bound to the loop that used them)."""
+    """Close the model's HTTP client (clients are bound to the loop that used them);
+    models shared by a loop's runs stay open."""
+    if getattr(chat_model, "agentstore_shared", False):
+        return
+    await _close_client(chat_model)
+
+
+async def _close_client(chat_model: Any) -> None:
     client = getattr(chat_model, "client", None)
     close = getattr(client, "close", None)
     if close is not None:

@@ -81,6 +81,18 @@ def build_openai_compatible(
     )
     model.resilience = Resilience.for_config(config)
     model.client.__class__ = fast_chunk_client_class(type(model.client))
+    if model_class is None:
+        # Streamed requests skip the SDK (integrations.llm.openai_stream); Azure's
+        # deployment URLs and headers stay with the SDK.
+        from integrations.llm.openai_stream import LeanOpenAIClient
+
+        model.client = LeanOpenAIClient(
+            model.client,
+            base_url=base_url,
+            api_key=api_key or config.api_key,
+            policy=config.policy,
+            timeout=config.timeout,
+        )
     return model
 
 

@@ -38,7 +38,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 from django.conf import settings
@@ -163,29 +163,55 @@ def _counts_against_breaker(error: ProviderError) -> bool:
 
 
 class CircuitBreaker:
-    """See the module docstring. ``key`` names the provider endpoint."""
+    """See the module docstring. ``key`` names the provider endpoint.
+
+    The state lives in the shared cache; each process also remembers what it last read
+    for ``LLM_BREAKER_MEMO`` seconds (1 s), so a healthy provider costs no cache round
+    trip per call (two synchronous Redis reads on the event loop before, on every run's
+    way to its first token). What this process records itself is seen at once; a circuit
+    another process opened is seen within the memo time.
+    """
+
+    _memo: ClassVar[dict[str, tuple[float, Any, Any]]] = {}
 
     def __init__(self, key: str) -> None:
         self.key = key
         self.threshold = int(_setting("LLM_BREAKER_THRESHOLD", 5))
         self.cooldown = _setting("LLM_BREAKER_COOLDOWN", 30.0)
+        self.memo_seconds = _setting("LLM_BREAKER_MEMO", 1.0)
         base = f"{_state_prefix('breaker')}{key}"
         self._failures = f"{base}:failures"
         self._opened = f"{base}:opened"
         self._probe = f"{base}:probe"
 
+    def _read(self) -> tuple[Any, Any]:
+        """``(opened, failures)``, from the memo while it is fresh."""
+        memo = self._memo.get(self._opened)
+        now = time.monotonic()
+        if memo is not None and now - memo[0] < self.memo_seconds:
+            return memo[1], memo[2]
+        values = cache.get_many([self._opened, self._failures])
+        opened, failures = values.get(self._opened), values.get(self._failures)
+        self._memo[self._opened] = (now, opened, failures)
+        return opened, failures
+
+    def _forget(self) -> None:
+        self._memo.pop(self._opened, None)
+
     def state(self) -> str:
-        opened = cache.get(self._opened)
+        self._forget()
+        opened, _failures = self._read()
         if opened is None:
             return "closed"
         return "open" if time.time() - opened < self.cooldown else "half_open"
 
     def before_call(self) -> None:
-        opened = cache.get(self._opened)
+        opened, _failures = self._read()
         if opened is None:
             return
         remaining = self.cooldown - (time.time() - opened)
         if remaining <= 0 and cache.add(self._probe, 1, timeout=max(1, int(self.cooldown))):
+            self._forget()
             return  # half-open: this call is the probe
         raise ProviderError(
             _("The provider is unavailable (too many recent failures); try again shortly."),
@@ -195,10 +221,13 @@ class CircuitBreaker:
         )
 
     def record_success(self) -> None:
-        if cache.get(self._opened) is not None or cache.get(self._failures):
+        opened, failures = self._read()
+        if opened is not None or failures:
             cache.delete_many([self._failures, self._opened, self._probe])
+            self._memo[self._opened] = (time.monotonic(), None, None)
 
     def record_failure(self) -> None:
+        self._forget()
         ttl = max(60, int(self.cooldown * 10))
         if cache.get(self._opened) is not None:
             # A failed half-open probe (or a straggler): open a fresh cool-down.

@@ -204,7 +204,10 @@ class FakeLLMServer:
     def start(self) -> FakeLLMServer:
         import uvicorn
 
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on accepted sockets whose
+        # protocol says TCP; with proto 0 every small SSE write after the first waits for
+        # the client's delayed ACK (40 ms) on a reused keep-alive connection.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._requested_port))
         sock.listen(1024)
