@@ -300,6 +300,15 @@ class AgentVersionAdmin(admin.ModelAdmin):
 
 
 def _details(details) -> str:
+    if isinstance(details, dict):
+        # Facts such as the smoke run's answer excerpt and duration; nested data (the MCP
+        # fingerprints) stays in the API's check results.
+        facts = [(key, value) for key, value in details.items() if isinstance(value, str | int)]
+        if not facts:
+            return ""
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", "<li><code>{}</code> {}</li>", facts)
+        )
     if not details or not isinstance(details, list):
         return ""
     return format_html(

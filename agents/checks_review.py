@@ -3,14 +3,20 @@
 Each check returns ``{"name", "status", "message"}`` (plus optional ``details``) with
 status ``pass``, ``warn``, ``fail`` or ``skipped``. Any ``fail`` makes the version's
 check status ``failed``, which blocks approval.
+
+The smoke run executes the version with the agent runtime, which lives in ``chats``
+(``agents`` must not import it, docs/architecture.md): ``chats`` registers its runner
+with :func:`register_smoke_runner` from its ``AppConfig.ready()``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 
 from agents.config import (
@@ -154,9 +160,111 @@ def check_persona_variables(version: AgentVersion) -> dict[str, Any]:
     return _result("persona_variables", PASS, _("Every template variable is declared."))
 
 
+# --- the smoke run -----------------------------------------------------------------------
+
+SMOKE_PROMPT = "Hello! Who are you, and what can you help me with?"
+SMOKE_EXCERPT_CHARS = 300
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    """What a smoke runner reports.
+
+    ``status``: ``completed`` (``answer`` is what the agent said), ``failed`` (``code``
+    and ``message`` are the run's error, as a RUN_ERROR event would carry them) or
+    ``timeout`` (``answer`` is the part written in time). ``event_count``: the AG-UI
+    events the agent's stream produced (every delta counted; RUN_STARTED and the terminal
+    event are a chat run's framing and not produced). ``tools_not_offered``: the tools the
+    configuration enables that the run kept from the model."""
+
+    status: str
+    answer: str = ""
+    code: str = ""
+    message: str = ""
+    duration_ms: int = 0
+    event_count: int = 0
+    tools_not_offered: list[str] = field(default_factory=list)
+
+
+COMPLETED, FAILED, TIMEOUT = "completed", "failed", "timeout"
+
+
+class SmokeRunner(Protocol):
+    def __call__(
+        self, version: AgentVersion, *, llm_model: Any, prompt: str, timeout: float
+    ) -> SmokeRun: ...
+
+
+_smoke_runner: SmokeRunner | None = None
+
+
+def register_smoke_runner(runner: SmokeRunner | None) -> None:
+    """Set the function that runs a version once on ``llm_model`` with ``prompt`` as the
+    user's message, within ``timeout`` seconds, writing nothing users see."""
+    global _smoke_runner
+    _smoke_runner = runner
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SMOKE_EXCERPT_CHARS else text[: SMOKE_EXCERPT_CHARS - 1] + "…"
+
+
 def check_smoke_run(version: AgentVersion) -> dict[str, Any]:
-    # Replaced by a real run on the demo model when the agent runtime exists.
-    return _result("smoke_run", SKIPPED, _("added with the agent runtime"))
+    """Run the version once on the offline demo model — never on its own model, which may
+    be a paid provider — and see that it answers."""
+    from integrations.demo import demo_model_for_checks
+
+    runner = _smoke_runner
+    if runner is None:
+        return _result(
+            "smoke_run", SKIPPED, _("Skipped: no agent runtime is registered to run the agent.")
+        )
+    llm = demo_model_for_checks()
+    if llm is None:
+        return _result(
+            "smoke_run",
+            SKIPPED,
+            _("Skipped: the demo model is switched off; checks never call the agent's model."),
+        )
+    timeout = float(getattr(settings, "REVIEW_SMOKE_RUN_TIMEOUT", 30))
+    run = runner(version, llm_model=llm, prompt=SMOKE_PROMPT, timeout=timeout)
+    details: dict[str, Any] = {
+        "model": llm.display_name,
+        "prompt": SMOKE_PROMPT,
+        "answer_excerpt": _excerpt(run.answer),
+        "duration_ms": run.duration_ms,
+        "event_count": run.event_count,
+        "tools": _("Not offered to the model: a smoke run executes no tool (%(names)s).")
+        % {"names": ", ".join(run.tools_not_offered) or "-"},
+    }
+    if run.status == TIMEOUT:
+        return _result(
+            "smoke_run",
+            WARN,
+            _("The agent did not finish answering within %(limit)s s on the demo model.")
+            % {"limit": f"{timeout:g}"},
+            details,
+        )
+    if run.status != COMPLETED:
+        details.update(code=run.code, error=run.message)
+        return _result(
+            "smoke_run",
+            FAIL,
+            _("The run failed on the demo model (%(code)s): %(message)s")
+            % {"code": run.code, "message": run.message},
+            details,
+        )
+    if not run.answer.strip():
+        return _result(
+            "smoke_run", FAIL, _("The run finished without an answer on the demo model."), details
+        )
+    return _result(
+        "smoke_run",
+        PASS,
+        _("The agent answered on the demo model in %(ms)d ms.") % {"ms": run.duration_ms},
+        details,
+    )
 
 
 CHECKS: list[Callable[[AgentVersion], dict[str, Any]]] = [

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,25 +157,33 @@ def chat_create(
     agent_version_id: Any = None,
     is_test: bool = False,
     title: str = "",
+    chat_id: uuid.UUID | None = None,
     request: Any = None,
+    via: str = "",
 ) -> Chat:
-    """A new chat pinned to the agent's current version (no configuration needed)."""
+    """A new chat pinned to the agent's current version (no configuration needed).
+
+    ``chat_id``: the id the client chose (an AG-UI thread id); a taken id raises
+    ``IntegrityError`` (the insert's savepoint is rolled back, the caller's transaction
+    stays usable). ``via`` names the interface in the audit detail (e.g. ``"ag-ui"``)."""
     agent, version = chat_version_for(
         user, agent_id=agent_id, version_id=agent_version_id, is_test=is_test
     )
     title = _clean_title(title) if str(title or "").strip() else ""
     _check_session_limit(user)
+    detail = {"agent": str(agent.pk), "version": version.version, "is_test": is_test}
+    if via:
+        detail["via"] = via
     with transaction.atomic():
         chat = Chat.objects.create(
-            user=user, agent=agent, agent_version=version, title=title, is_test=is_test
+            id=chat_id or uuid.uuid4(),
+            user=user,
+            agent=agent,
+            agent_version=version,
+            title=title,
+            is_test=is_test,
         )
-        audit_record(
-            user,
-            action="chat.create",
-            obj=chat,
-            request=request,
-            detail={"agent": str(agent.pk), "version": version.version, "is_test": is_test},
-        )
+        audit_record(user, action="chat.create", obj=chat, request=request, detail=detail)
     chat.agent, chat.agent_version = agent, version
     return chat
 

@@ -65,7 +65,8 @@ def test_change_page_shows_checks_diff_and_decision_buttons(
 
     html = response.content.decode()
     assert "smoke_run" in html
-    assert "added with the agent runtime" in html
+    assert "The agent answered on the demo model in" in html
+    assert "<code>answer_excerpt</code> I am the offline demo model" in html
     assert 'class="diff-add"' in html
     assert "Be &lt;brief&gt;." in html
     assert 'value="approve"' in html

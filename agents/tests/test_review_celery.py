@@ -48,3 +48,8 @@ def test_submission_checks_run_in_a_celery_worker(celery_worker):
         "persona_variables",
         "smoke_run",
     ]
+    # The worker process registered the runtime (chats' AppConfig.ready) and ran the
+    # version on the demo model.
+    smoke = checked.check_results[-1]
+    assert smoke["status"] == "pass"
+    assert smoke["details"]["answer_excerpt"].startswith("I am the offline demo model")

@@ -238,9 +238,12 @@ def test_submit_runs_checks_after_commit(draft, developer, django_capture_on_com
         ("skill_analysis", "skipped"),
         ("mcp_tools", "skipped"),
         ("persona_variables", "pass"),
-        ("smoke_run", "skipped"),
+        ("smoke_run", "pass"),
     ]
-    assert version.check_results[-1]["message"] == "added with the agent runtime"
+    smoke = version.check_results[-1]
+    assert smoke["message"] == (
+        f"The agent answered on the demo model in {smoke['details']['duration_ms']} ms."
+    )
 
 
 def test_running_checks_twice_does_nothing(draft, developer, django_capture_on_commit_callbacks):

@@ -48,6 +48,9 @@ def envelope_postprocessing_hook(result: dict[str, Any], generator, request, pub
             for status, response in list(responses.items()):
                 if not status.startswith("2"):
                     continue
+                declared = response.get("content") or {}
+                if declared and "application/json" not in declared:
+                    continue  # not JSON (an event stream): sent as it is, no envelope
                 if status == "204":
                     responses.pop(status)
                     status = "200"

@@ -62,7 +62,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.audit import audit_record
 from accounts.authentication import ApiKeyAuthentication, JWTAuthentication
 from accounts.models import User
 from agents.models import Agent
@@ -221,26 +220,20 @@ def thread_chat_create(
     agent_version_id: Any = None,
     request: Any = None,
 ) -> Chat:
-    """``messaging.chat_create`` with the id the AG-UI client chose for its thread (same
-    checks: access to the agent and its version, the session limit; audited)."""
-    agent, version = messaging.chat_version_for(
-        user, agent_id=agent_id, version_id=agent_version_id
-    )
-    messaging._check_session_limit(user)  # noqa: SLF001 - the one rule of chat_create
+    """``messaging.chat_create`` with the id the AG-UI client chose for its thread (access
+    to the agent and its version, the session limit; audited)."""
     try:
-        with transaction.atomic():
-            chat = Chat.objects.create(id=chat_id, user=user, agent=agent, agent_version=version)
-            audit_record(
-                user,
-                action="chat.create",
-                obj=chat,
-                request=request,
-                detail={"agent": str(agent.pk), "version": version.version, "via": "ag-ui"},
-            )
+        return messaging.chat_create(
+            user,
+            agent_id=agent_id,
+            agent_version_id=agent_version_id,
+            chat_id=chat_id,
+            request=request,
+            via="ag-ui",
+        )
     except IntegrityError:
         # The same new thread in two concurrent requests: the other one created it.
         return chat_selectors.chat_for(user, chat_id)
-    return chat
 
 
 def thread_open(user: User, run_input: RunAgentInput, *, request: Any = None) -> Chat:
@@ -355,7 +348,15 @@ async def agent_run(request: HttpRequest) -> HttpResponse:
 class AgentRunStopView(APIView):
     """``POST /api/v1/agent/run/{run_id}/stop``: stop a run (idempotent)."""
 
-    @extend_schema(request=None, responses=RunSerializer)
+    @extend_schema(
+        request=None,
+        responses=RunSerializer,
+        summary="Stop an AG-UI run",
+        description=(
+            "Stops the run (idempotent); a stream open on it ends with `RUN_FINISHED` "
+            "(outcome `cancelled`). Returns the run."
+        ),
+    )
     def post(self, request: Request, run_id: str) -> Response:
         run = services.run_stop(request.user, run_id=run_id, request=request)
         return Response(RunSerializer(run).data)

@@ -11,5 +11,6 @@ never pays for AgentScope, which costs ~1.7 s and ~115 MB to import):
 ``builder``     the AgentScope agent for a pinned ``AgentVersion`` (model, tools, memory)
 ``persona``     safe rendering of the system prompt template and few-shot examples
 ``tools``       the built-in tools and their permission policy
+``smoke``       the review smoke run: a version answers once on the demo model, no rows
 ``errors``      ``RunFailure``: a failure with a stable code and a message users may see
 """

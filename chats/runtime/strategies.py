@@ -71,15 +71,24 @@ def _join(*parts: str) -> str:
 
 class Strategy:
     """One agent type. ``run()`` streams; afterwards ``paused_state`` is set (the agent
-    state as JSON) when a tool call waits for approval."""
+    state as JSON) when a tool call waits for approval. ``tools_enabled=False`` offers the
+    model no tool at all (the review smoke run executes nothing)."""
 
     uses_tools = True
     retrieves = False
 
-    def __init__(self, ctx: RunContext, chat_model: Any, translator: Translator) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        chat_model: Any,
+        translator: Translator,
+        *,
+        tools_enabled: bool = True,
+    ) -> None:
         self.ctx = ctx
         self.chat_model = chat_model
         self.translator = translator
+        self.tools_enabled = tools_enabled
         self.paused_state: str | None = None
         self._toolkit: Any = None
 
@@ -101,11 +110,12 @@ class Strategy:
         return self._toolkit
 
     def agent(self, *, system_prompt: str | None = None, with_tools: bool = True) -> Any:
+        tools_on = with_tools and self.uses_tools and self.tools_enabled
         return builder.make_agent(
             self.chat_model,
             system_prompt=self.system_prompt if system_prompt is None else system_prompt,
-            toolkit=self.toolkit() if (with_tools and self.uses_tools) else None,
-            max_iters=self.max_iters if (with_tools and self.uses_tools) else 1,
+            toolkit=self.toolkit() if tools_on else None,
+            max_iters=self.max_iters if tools_on else 1,
         )
 
     async def reply(
@@ -220,5 +230,9 @@ STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def strategy_for(ctx: RunContext, chat_model: Any, translator: Translator) -> Strategy:
-    return STRATEGIES.get(ctx.agent_type, React)(ctx, chat_model, translator)
+def strategy_for(
+    ctx: RunContext, chat_model: Any, translator: Translator, *, tools_enabled: bool = True
+) -> Strategy:
+    return STRATEGIES.get(ctx.agent_type, React)(
+        ctx, chat_model, translator, tools_enabled=tools_enabled
+    )

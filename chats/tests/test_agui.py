@@ -11,8 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import transaction
 from httpx_sse import connect_sse
 
+from accounts.models import AuditLog
+from agentstore.errors import NotFound
+from chats.api import agui
 from chats.models import Chat, ChatMessage, Run
 from chats.tests.interface_helpers import (  # noqa: F401 - fixtures
     api_key,
@@ -188,6 +192,32 @@ def test_another_users_thread_is_not_found(server, user, other_user, agent):
     assert response.status_code == 404
     assert response.json()["code"] == 40401
     assert Run.objects.filter(user=other_user).count() == 0
+
+
+def test_a_thread_a_concurrent_request_just_created_is_continued(user, agent):
+    install(user, agent)
+    thread_id = uuid.uuid4()
+    # The other request won the race for the same new thread.
+    existing = Chat.objects.create(
+        id=thread_id, user=user, agent=agent, agent_version=agent.current_version
+    )
+
+    with transaction.atomic():
+        chat = agui.thread_chat_create(user, chat_id=thread_id, agent_id=agent.pk)
+
+    assert chat == existing
+    assert AuditLog.objects.filter(action="chat.create").count() == 0
+
+
+def test_a_thread_id_another_user_just_took_is_not_found(user, other_user, agent):
+    install(user, agent)
+    thread_id = uuid.uuid4()
+    Chat.objects.create(
+        id=thread_id, user=other_user, agent=agent, agent_version=agent.current_version
+    )
+
+    with pytest.raises(NotFound):
+        agui.thread_chat_create(user, chat_id=thread_id, agent_id=agent.pk)
 
 
 def test_a_jwt_access_token_works_as_well_as_an_api_key(server, user, agent):

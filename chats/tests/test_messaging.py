@@ -4,9 +4,11 @@ dispatched on commit, limits checked before anything is written, branches, expor
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from django.core.cache import cache
+from django.db import IntegrityError, transaction
 
 from accounts.models import AuditLog
 from agents.models import AgentVersion, Install
@@ -69,6 +71,29 @@ def test_a_new_chat_pins_the_agents_current_version(user, version):
     assert chat.status == Chat.Status.ACTIVE
     assert chat.title == ""
     assert AuditLog.objects.filter(action="chat.create", object_id=str(chat.pk)).count() == 1
+
+
+def test_a_chat_takes_the_id_its_client_chose(user, version):
+    chosen = uuid.uuid4()
+
+    chat = messaging.chat_create(user, agent_id=version.agent_id, chat_id=chosen, via="ag-ui")
+
+    assert Chat.objects.get(pk=chosen) == chat
+    assert AuditLog.objects.get(action="chat.create", object_id=str(chosen)).detail == {
+        "agent": str(version.agent_id),
+        "version": version.version,
+        "is_test": False,
+        "via": "ag-ui",
+    }
+
+
+def test_a_taken_chat_id_is_refused_and_the_callers_transaction_goes_on(user, version):
+    taken = messaging.chat_create(user, agent_id=version.agent_id)
+
+    with transaction.atomic():
+        with pytest.raises(IntegrityError):
+            messaging.chat_create(user, agent_id=version.agent_id, chat_id=taken.pk)
+        assert Chat.objects.filter(user=user).count() == 1
 
 
 def test_a_chat_needs_the_agent_installed(other_user, version):
