@@ -9,9 +9,9 @@ from their ``AppConfig.ready()``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -66,15 +66,35 @@ def _check_database() -> dict[str, Any]:
     return {"vendor": connection.vendor}
 
 
+async def _drop_channel(layer: Any, channel: str) -> None:
+    # Channels has no delete_channel(): a layer forgets a channel when a receive() on it is
+    # cancelled, as a consumer's channel goes when its socket closes. A zero timeout lets
+    # the receive start waiting, then cancels it. Without this, the pub/sub layer would keep
+    # one Redis subscription per probe on the server loop.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0):
+            await layer.receive(channel)
+
+
+async def _channel_layer_roundtrip(layer: Any) -> None:
+    # Listen before sending: the pub/sub layer only delivers to channels already subscribed.
+    channel = await layer.new_channel()
+    try:
+        await layer.send(channel, {"type": "readyz.ping"})
+    except Exception:
+        await _drop_channel(layer, channel)
+        raise
+    # A receive that times out is cancelled, which drops the channel by itself.
+    await asyncio.wait_for(layer.receive(channel), timeout=CHECK_TIMEOUT_S)
+    await _drop_channel(layer, channel)
+
+
 def _check_channel_layer() -> dict[str, Any]:
     layer = get_channel_layer()
-    channel = f"readyz.{uuid.uuid4().hex}"
-
-    async def roundtrip() -> None:
-        await layer.send(channel, {"type": "readyz.ping"})
-        await asyncio.wait_for(layer.receive(channel), timeout=CHECK_TIMEOUT_S)
-
-    async_to_sync(roundtrip)()
+    # Under an ASGI server this runs on the server loop (the view's thread came from it),
+    # with the connections the sockets use; elsewhere on a throwaway loop, whose channel
+    # layer connections channels-redis closes with the loop.
+    async_to_sync(_channel_layer_roundtrip)(layer)
     return {"backend": type(layer).__name__}
 
 

@@ -126,7 +126,11 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 EMBEDDED_DATABASE = not DATABASE_URL
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # Persistent connections (health-checked before reuse): a fresh PostgreSQL connection
+    # costs 5-10 ms, which a run or request should not pay every minute.
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))
+    }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -157,11 +161,12 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            # "core" (lists + sorted sets) or "pubsub" (Redis pub/sub); see docs/benchmarks.md.
+            # "pubsub" (Redis pub/sub, 40-100x faster at relaying run events) or "core"
+            # (sorted sets, popped one message per round trip); see docs/benchmarks.md.
             "BACKEND": {
                 "core": "channels_redis.core.RedisChannelLayer",
                 "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            }[env_str("CHANNEL_LAYER", "core")],
+            }[env_str("CHANNEL_LAYER", "pubsub")],
             "CONFIG": {
                 # redis-py 8 times socket reads out after 5 s by default, the same as
                 # channels-redis' BZPOPMIN wait: an idle receive() then raised TimeoutError.
@@ -312,6 +317,8 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
+        # Before the envelope: adds the AG-UI SSE endpoint, a plain Django view.
+        "chats.api.schema.agui_postprocessing_hook",
         "agentstore.api.schema.envelope_postprocessing_hook",
     ],
 }
@@ -381,6 +388,8 @@ RUN_PENDING_TIMEOUT = env_int("RUN_PENDING_TIMEOUT", 3600)
 RUN_MAX_ITERS = env_int("RUN_MAX_ITERS", 10)  # reasoning-acting iterations per reply
 # Persona check (chats/persona_check.py): the judge model's id; empty = the default model.
 PERSONA_JUDGE_MODEL_ID = env_str("PERSONA_JUDGE_MODEL_ID", "")
+# Review smoke run (agents/checks_review.py): seconds the demo-model run may take (then: warn).
+REVIEW_SMOKE_RUN_TIMEOUT = float(env_str("REVIEW_SMOKE_RUN_TIMEOUT", "30"))
 # Embedded mode: sweep from the web process (no Celery beat). Off under tests unless a test
 # turns it on, so test servers do not run background work of their own.
 RUN_EMBEDDED_SWEEPER = env_bool("RUN_EMBEDDED_SWEEPER", default=not TESTING)

@@ -366,7 +366,12 @@ def main() -> None:
                 process.terminate()
             for process in [*workers, server]:
                 process.wait(timeout=30)
+        received = [
+            (Path(tmp) / f"worker-{index}.log").read_text(errors="replace").count(" received")
+            for index in range(len(workers))
+        ]
     report(levels, args)
+    print(f"runs received per worker process (warm-up included): {received}")
 
 
 def start_fake_server(args, log_dir: Path) -> tuple[subprocess.Popen, str]:

@@ -12,7 +12,9 @@ if [[ -n "${DATABASE_URL:-}" && -n "${REDIS_URL:-}" ]]; then
   env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL \
     "$PY" -m pytest -m "not integration" -p no:cacheprovider "$@"
   echo "== pass 2/2: PostgreSQL + Redis + Celery worker"
-  "$PY" -m pytest -p no:cacheprovider "$@"
+  # Redis pub/sub ignores the database number: a prefix of this run's own keeps its
+  # channel-layer messages apart from any other suite or site on the same Redis.
+  CHANNEL_PREFIX="${CHANNEL_PREFIX:-asgi-test-$$}" "$PY" -m pytest -p no:cacheprovider "$@"
 else
   "$PY" -m pytest -p no:cacheprovider "$@"
 fi

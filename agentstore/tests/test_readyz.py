@@ -1,14 +1,22 @@
 from __future__ import annotations
 
 import os
+import time
+import uuid
 
 import pytest
+import redis
 from channels.layers import get_channel_layer
 from django.db import OperationalError, connection
 
 from agentstore import health
+from tests.fixtures.servers import run_asgi_server
 
 CLOSED_PORT_BROKER = "redis://127.0.0.1:1/0"
+REDIS_LAYERS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
 
 
 def _raise(exc: Exception):
@@ -16,6 +24,35 @@ def _raise(exc: Exception):
         raise exc
 
     return check
+
+
+def use_redis_layer(settings, backend: str, *, host: dict | None = None, **config) -> None:
+    """The configured channels-redis layer with another backend and extra options."""
+    default = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": backend,
+            "CONFIG": {**default, "hosts": [{**default["hosts"][0], **(host or {})}], **config},
+        }
+    }
+
+
+@pytest.fixture
+def redis_client():
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    yield client
+    client.close()
+
+
+def clients_named(client: redis.Redis, name: str, *, settle: float = 2.0) -> int:
+    """Connections to Redis with this client name, once closed ones have gone (Redis sees
+    a client's close asynchronously)."""
+    deadline = time.monotonic() + settle
+    while True:
+        count = sum(1 for c in client.client_list() if c["name"] == name)
+        if count == 0 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
 
 
 @pytest.mark.django_db
@@ -106,6 +143,41 @@ def test_readyz_broker_check_passes_against_real_redis(client, settings):
     assert response.status_code == 200
     assert body["checks"]["broker"]["ok"] is True
     assert body["checks"]["broker"]["transport"] == "redis"
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+@pytest.mark.parametrize("backend", REDIS_LAYERS.values(), ids=REDIS_LAYERS.keys())
+def test_readyz_closes_the_channel_layer_connections_it_opened(
+    client, settings, redis_client, backend
+):
+    name = f"readyz-{uuid.uuid4().hex[:12]}"
+    use_redis_layer(settings, backend, host={"client_name": name})
+
+    statuses = [client.get("/readyz").status_code for _ in range(3)]
+
+    assert statuses == [200, 200, 200]
+    assert clients_named(redis_client, name) == 0
+
+
+@pytest.mark.integration
+def test_readyz_on_the_server_loop_leaves_no_pubsub_subscription_behind(
+    settings, redis_client, transactional_db
+):
+    # Under an ASGI server the check shares the server loop's pub/sub connection, which
+    # outlives the request: a channel left subscribed there would pile up probe by probe.
+    prefix = f"readyz{uuid.uuid4().hex[:8]}."
+    use_redis_layer(settings, REDIS_LAYERS["pubsub"], prefix=prefix)
+
+    with run_asgi_server() as server:
+        responses = [server.get("/readyz") for _ in range(3)]
+        subscribed = redis_client.pubsub_channels(f"{prefix}*")
+
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert {r.json()["checks"]["channel_layer"]["backend"] for r in responses} == {
+        "RedisPubSubChannelLayer"
+    }
+    assert subscribed == []
 
 
 @pytest.mark.django_db

@@ -115,16 +115,20 @@ def test_publisher_sends_a_batch_from_one_loop_and_closes_its_redis_connections(
     # As in a Celery task: sync code, no server loop, a layer shared across processes.
     layer = get_channel_layer()
     group = new_group()
-    channel = async_to_sync(join)(layer, group)
+    # The follower joins and reads on one loop of its own (pub/sub channels belong to the
+    # loop that subscribed them), as a web process's server loop would.
+    with asyncio.Runner() as follower:
+        channel = follower.run(join(layer, group))
 
-    with events.publisher() as pub:
-        loop = pub._loop
-        for event in numbered(50):
-            pub.publish(group, event)
+        with events.publisher() as pub:
+            loop = pub._loop
+            for event in numbered(50):
+                pub.publish(group, event)
 
-    assert type(layer).__name__ == "RedisChannelLayer"
+        received = follower.run(receive_many(layer, channel, 50))
+        follower.run(layer.group_discard(group, channel))
+
+    assert type(layer).__module__.startswith("channels_redis.")
     assert loop.is_closed() is True
     assert loop not in layer._layers
-    received = async_to_sync(receive_many)(layer, channel, 50)
-    async_to_sync(layer.group_discard)(group, channel)
     assert received == delivered(numbered(50))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import redis
-from asgiref.sync import async_to_sync
 from celery.result import AsyncResult
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -25,30 +27,47 @@ def ping_group() -> str:
     return events.system_group(f"ping-{uuid.uuid4().hex}")
 
 
-@pytest.fixture
-def listener():
-    """A channel in a fresh group on the channels-redis layer; left at teardown."""
-    layer = get_channel_layer()
-    group = ping_group()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(group, channel)
-    yield layer, group, channel
-    async_to_sync(layer.group_discard)(group, channel)
-
-
 async def receive_many(layer, channel: str, count: int) -> list[dict]:
     return [await asyncio.wait_for(layer.receive(channel), timeout=5) for _ in range(count)]
 
 
+@dataclass
+class Listener:
+    """A channel in a fresh group, joined and read on one event loop: pub/sub channels and
+    groups belong to the loop that subscribed them."""
+
+    runner: asyncio.Runner
+    layer: Any
+    group: str
+    channel: str
+
+    def receive(self, count: int) -> list[dict]:
+        return self.runner.run(receive_many(self.layer, self.channel, count))
+
+
+async def join(layer, group: str) -> str:
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    layer = get_channel_layer()
+    group = ping_group()
+    with asyncio.Runner() as runner:  # closing its loop closes the layer's connections
+        channel = runner.run(join(layer, group))
+        yield Listener(runner, layer, group, channel)
+        runner.run(layer.group_discard(group, channel))
+
+
 def test_dispatch_in_celery_mode_runs_ping_in_a_worker_process(celery_worker, listener):
-    layer, group, channel = listener
+    result = dispatch(ping, "tok-celery", listener.group)
 
-    result = dispatch(ping, "tok-celery", group)
-
-    [message] = async_to_sync(receive_many)(layer, channel, 1)
+    [message] = listener.receive(1)
     pid = message["event"]["pid"]
     assert isinstance(result, AsyncResult)
-    assert type(layer).__name__ == "RedisChannelLayer"
+    assert type(listener.layer).__module__.startswith("channels_redis.")
     assert pid != os.getpid()
     assert pid in celery_worker.child_pids()
     assert message == {
@@ -64,12 +83,10 @@ def test_dispatch_in_celery_mode_runs_ping_in_a_worker_process(celery_worker, li
 
 
 def test_worker_publishes_many_events_without_event_loop_errors(celery_worker, listener):
-    layer, group, channel = listener
-
     for n in range(20):
-        dispatch(ping, f"tok-{n}", group)
+        dispatch(ping, f"tok-{n}", listener.group)
 
-    messages = async_to_sync(receive_many)(layer, channel, 20)
+    messages = listener.receive(20)
     tokens = sorted(m["event"]["token"] for m in messages)
     assert tokens == sorted(f"tok-{n}" for n in range(20))
     assert {m["event"]["pid"] for m in messages} <= set(celery_worker.child_pids())
