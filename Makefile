@@ -45,8 +45,10 @@ serve: install
 	$(PY) -m uvicorn agentstore.asgi:application --host $(HOST) --port $(PORT) --workers $${WEB_CONCURRENCY:-2}
 
 worker: install
-	# Runs are I/O-bound and async inside: a thread pool per process, one process per core.
-	$(PY) -m celery -A agentstore worker --loglevel=INFO --pool threads --concurrency=$${WORKER_CONCURRENCY:-32}
+	# Runs are I/O-bound and async inside: a thread pool per process, one process per core;
+	# the threads share a pool of DB_POOL_SIZE database connections.
+	DB_POOL_SIZE=$${DB_POOL_SIZE:-16} $(PY) -m celery -A agentstore worker --loglevel=INFO \
+		--pool threads --concurrency=$${WORKER_CONCURRENCY:-100}
 
 beat: install
 	$(PY) -m celery -A agentstore beat --loglevel=INFO

@@ -132,6 +132,20 @@ if DATABASE_URL:
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))
     }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # DB_POOL_SIZE > 0: connections come from a psycopg pool of that size per process
+    # instead (Django's pool; persistent connections are then off). Meant for Celery
+    # workers: a run holds a connection only while it talks to the database
+    # (chats.runtime.loop.release_run_connection), so WORKER_CONCURRENCY runs share
+    # DB_POOL_SIZE connections — PostgreSQL's max_connections stops capping run slots.
+    DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0)
+    if DB_POOL_SIZE > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_SIZE,
+            "timeout": env_int("DB_POOL_TIMEOUT", 30),
+        }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -49,7 +49,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import async_to_sync
 from django.db import DatabaseError, connection, transaction
 from django.db.models import DateTimeField, F, Max, Value
 from django.db.models.functions import Coalesce
@@ -60,6 +60,7 @@ from agentstore import dispatch
 from chats.models import Chat, ChatMessage, Run, RunEvent, RunStep
 from chats.runtime import control, recovery
 from chats.runtime.errors import RetryRun, RunFailure
+from chats.runtime.loop import db_call
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,11 @@ def relaxed_commits() -> Iterator[None]:
     the last fraction of a second of those writes — never corrupt anything — and the
     sweeper ends such a run. The final state of the run is committed durably
     (:func:`durable`). Other databases: no-op."""
-    if connection.vendor != "postgresql":
+    from chats.runtime.loop import pooled_connections
+
+    if connection.vendor != "postgresql" or pooled_connections():
+        # A pooled connection goes back to the pool between a run's calls: a session
+        # setting would leak to whoever takes it next.
         yield
         return
     with connection.cursor() as cursor:
@@ -148,8 +153,13 @@ def durable() -> None:
 
 def run_execute(run_id: str) -> Outcome:
     """Execute run ``run_id`` (see the module docstring). Raises :class:`RetryRun`."""
-    with relaxed_commits():
-        return _run_execute(run_id)
+    from chats.runtime.loop import release_run_connection
+
+    try:
+        with relaxed_commits():
+            return _run_execute(run_id)
+    finally:
+        release_run_connection()
 
 
 def _run_execute(run_id: str) -> Outcome:
@@ -162,9 +172,10 @@ def _run_execute(run_id: str) -> Outcome:
 
     ensure_agentscope()  # the 1.7 s import happens here, never on an event loop
     from agentstore.dispatch import execution_mode
-    from chats.runtime.loop import runs_on, worker_loop
+    from chats.runtime.loop import release_run_connection, runs_on, worker_loop
 
     execution = Execution(claim.run)
+    release_run_connection()
     shared = worker_loop() if execution_mode() == "celery" else None
     with runs_on(shared):
         return async_to_sync(execution.main)()
@@ -279,7 +290,7 @@ class Execution:
                 )
             )
             return
-        stored = await sync_to_async(
+        stored = await db_call(
             lambda: list(
                 RunEvent.objects.filter(run_id=self.run_id)
                 .order_by("seq")
@@ -304,7 +315,7 @@ class Execution:
         try:
             # One hop to the run's database thread for both (each hop costs two thread
             # hand-offs on the way to the first token).
-            await sync_to_async(self._prepare_and_build)()
+            await db_call(self._prepare_and_build)()
             self.translator.step_offset = self.ctx.step_offset
             key = getattr(getattr(self.chat_model, "credential", None), "api_key", None)
             if hasattr(key, "get_secret_value"):
@@ -371,7 +382,7 @@ class Execution:
                     self.stop_reason = "time_limit"
                 elif loop.time() >= next_beat:
                     next_beat = loop.time() + beat_every
-                    if not await sync_to_async(self._heartbeat)():
+                    if not await db_call(self._heartbeat)():
                         self.stop_reason = "lost"
                 if self.stop_reason:
                     task.cancel()
@@ -472,7 +483,7 @@ class Execution:
                 )
             )
             await self.emitter.close()
-            requeued = await sync_to_async(self._store_retry)(ending)
+            requeued = await db_call(self._store_retry)(ending)
             if requeued:
                 raise RetryRun(self.run_id, countdown=ending.retry_in or 1.0, code=ending.code)
             return Outcome.LOST
@@ -525,7 +536,7 @@ class Execution:
         await self.emitter.flush()
         payload = wire(terminal)
         seq = self.emitter.next_seq()
-        stored = await sync_to_async(self._store_final)(ending, seq, payload)
+        stored = await db_call(self._store_final)(ending, seq, payload)
         if stored:
             await self.emitter.publish_stored(seq, payload)
         await self.emitter.close()

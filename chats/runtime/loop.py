@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from asgiref.sync import SyncToAsync
 
@@ -67,3 +68,42 @@ def owns_channel_connections(loop: asyncio.AbstractEventLoop) -> bool:
 
     shared = _state[1] if _state is not None and _state[0] == os.getpid() else None
     return loop is not dispatch.server_loop() and loop is not shared
+
+
+# --- database calls of a run ------------------------------------------------------------------
+
+
+def pooled_connections() -> bool:
+    """Whether the database connections come from a pool (``DB_POOL_SIZE``)."""
+    from django.db import connection
+
+    return bool((connection.settings_dict.get("OPTIONS") or {}).get("pool"))
+
+
+def release_run_connection() -> None:
+    """In a Celery worker with a connection pool, hand this thread's connection back to the
+    pool between a run's database calls. A run then holds a connection only while it
+    talks to the database, not for the seconds it streams, so a worker process can run
+    many more runs at once than it has connections (``WORKER_CONCURRENCY`` threads over
+    ``DB_POOL_SIZE`` connections). Without a pool (or outside Celery: the server loop,
+    tests inside a transaction) the thread keeps its connection as before."""
+    from django.db import connection
+
+    from agentstore.dispatch import execution_mode
+
+    if pooled_connections() and execution_mode() == "celery" and not connection.in_atomic_block:
+        connection.close()
+
+
+def db_call[T](func: Callable[..., T]) -> Callable[..., Awaitable[T]]:
+    """``sync_to_async(func)`` on the run's database thread, releasing the connection
+    afterwards where :func:`release_run_connection` says so."""
+    from asgiref.sync import sync_to_async
+
+    def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return func(*args, **kwargs)
+        finally:
+            release_run_connection()
+
+    return sync_to_async(call)

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from asgiref.sync import sync_to_async
+from chats.runtime.loop import db_call
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def knowledge_search_tool(knowledge: Mapping[str, Any], *, user_id: str) -> Tool
         backend = _search_backend()
         if backend is None:
             raise RuntimeError("Knowledge search is not available on this server yet.")
-        hits = await sync_to_async(backend)(
+        hits = await db_call(backend)(
             knowledge_base_ids=kb_ids,
             query=query,
             top_k=top_k,
