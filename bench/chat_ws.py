@@ -378,7 +378,7 @@ def start_workers(bench: Bench) -> None:
                     "--without-heartbeat",
                     "--prefetch-multiplier=1",
                 ],
-                bench.env,
+                {**bench.env, "DB_POOL_SIZE": str(args.db_pool)},
                 bench.log_dir,
             )
         )
@@ -1015,7 +1015,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-db", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pool", default="threads")
-    parser.add_argument("--threads", type=int, default=32)
+    # The recommended worker set-up (make worker): 100 threads sharing 16 connections.
+    parser.add_argument("--threads", type=int, default=100)
+    parser.add_argument("--db-pool", type=int, default=16, help="DB_POOL_SIZE of the workers")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ws-levels", default="1,50,200")
     parser.add_argument("--relay-levels", default="1,200,1000")
@@ -1074,7 +1076,8 @@ def main() -> None:
     bench = Bench(args=args, log_dir=log_dir)
     print(
         f"chat benchmark: {args.server}, {args.workers} Celery worker(s) × {args.pool}"
-        f"({args.threads}), python {platform.python_version()}, {os.cpu_count()} cores, "
+        f"({args.threads}, db pool {args.db_pool}), python {platform.python_version()}, "
+        f"{os.cpu_count()} cores, "
         f"fd limit {limit}, logs in {log_dir}",
         flush=True,
     )

@@ -236,6 +236,7 @@ def start_workers(queue: str, args, log_dir: Path) -> list[subprocess.Popen]:
         "DEBUG": "0",
         "SECRET_KEY": "bench-only-secret-key",
         "ALLOWED_HOSTS": "127.0.0.1",
+        "DB_POOL_SIZE": str(args.db_pool),
     }
     workers = []
     for index in range(args.workers):
@@ -278,7 +279,8 @@ def report(levels: list[Level], args) -> None:
     print()
     print(
         f"tokens={args.tokens} delay={args.delay * 1000:.0f} ms, "
-        f"workers={args.workers}×{args.pool}({args.threads}), rounds={args.rounds}, "
+        f"workers={args.workers}×{args.pool}({args.threads}, db pool {args.db_pool}), "
+        f"rounds={args.rounds}, "
         f"python {platform.python_version()}, {os.cpu_count()} cores"
     )
     print(
@@ -338,7 +340,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
-    parser.add_argument("--threads", type=int, default=32)
+    # The recommended worker set-up (make worker): 100 threads sharing 16 connections.
+    parser.add_argument("--threads", type=int, default=100)
+    parser.add_argument("--db-pool", type=int, default=16, help="DB_POOL_SIZE of the workers")
     args = parser.parse_args()
     args.concurrency = [int(n) for n in args.concurrency.split(",")]
     if not (
