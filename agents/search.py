@@ -1,19 +1,24 @@
 """Store search: ``store_search(queryset, q)`` filters and ranks a queryset of agents.
 
-On PostgreSQL (migration ``0002_store_search``) it works in two steps:
+On PostgreSQL (migrations ``0002_store_search`` and ``0004_store_search_popularity``)
+the returned queryset is one statement, and nothing runs until it is evaluated:
 
 1. **Candidates** from the indexes, each source capped so a common word ("assistant")
    never means ranking tens of thousands of rows:
    full-text matches on the trigger-maintained ``search_vector`` (name weight A, short
    description and tags B, description C; ``websearch_to_tsquery('simple', …)`` so
-   quotes, ``or`` and ``-word`` work) in popularity order; full-text matches on the name
-   alone in popularity order (agents named after the query are always considered); exact
-   name matches. Only when that finds almost nothing (typically a typo) are
-   trigram-similar names added, in a second query.
-2. **Ranking** of the candidates (in the same query), on the agents table alone, by one
-   score blending text relevance, name similarity, an exact-name bonus, installs (log)
-   and the average rating. The best ``MAX_RESULTS`` are kept, so the count and the page
-   queries that follow read at most that many rows.
+   quotes, ``or`` and ``-word`` work), the most installed first; the same for matches
+   in the name alone (agents named after the query are always considered); exact name
+   matches. For the whole catalogue the most installed matches are read from GIN
+   indexes popularity tier by popularity tier (:func:`_by_popularity`). Only when
+   those sources find almost nothing (typically a typo) are trigram-similar names
+   added; that condition is checked once, inside the statement.
+2. **Ranking** of the candidates on the agents table alone, by one score blending text
+   relevance, name similarity, an exact-name bonus, installs (log) and the average
+   rating. The best ``MAX_RESULTS`` are kept.
+3. **The page**: those rows, ordered by the score (``search_score``), each carrying how
+   many there are (``search_total``, a window count), so :class:`SearchPaginator` needs
+   no separate COUNT query.
 
 The filters of ``queryset`` (category, tag, type, rating…) apply to the candidates, so
 filtered searches are complete within the caps.
@@ -29,33 +34,27 @@ from __future__ import annotations
 
 import re
 
-from django.contrib.postgres.fields import ArrayField
-from django.contrib.postgres.search import (
-    SearchQueryField,
-    SearchVectorField,
-    TrigramSimilarity,
-    TrigramWordSimilarity,
-)
-from django.core.exceptions import EmptyResultSet
+from django.core.exceptions import EmptyResultSet, FullResultSet
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
 from django.db.models import (
     BooleanField,
     Case,
+    Count,
     Exists,
-    ExpressionWrapper,
     F,
     FloatField,
-    Func,
-    IntegerField,
     OuterRef,
     Q,
     QuerySet,
-    UUIDField,
     Value,
     When,
+    Window,
 )
-from django.db.models.expressions import Col, Expression, RawSQL
-from django.db.models.functions import Cast, Greatest, Least, Ln
+from django.db.models.expressions import Expression
+from django.db.models.functions import Cast, Least, Ln
+
+from agents.selectors import store_agents
 
 MAX_QUERY_LENGTH = 200
 # A search returns at most this many agents (five pages of 20): beyond that, refine the
@@ -69,6 +68,11 @@ EXACT_CANDIDATES = 10
 TYPO_CANDIDATES = 50
 # Fewer full-text candidates than this and trigram-similar names are added.
 TYPO_THRESHOLD = 10
+# The highest popularity tier (agentstore_popularity_tier, migration 0004): 2**20 installs
+# and more.
+TOP_TIER = 21
+# The annotation that carries the number of results on every row of a search.
+SEARCH_TOTAL = "search_total"
 
 # Score weights. Text relevance and the name dominate; popularity and rating break ties
 # between similarly relevant agents.
@@ -141,74 +145,6 @@ def split_terms(q: str) -> tuple[str, list[str]]:
     return " ".join(positive), negated
 
 
-class _SearchVectorColumn(SearchVectorField):
-    """Stands for ``agents_agent.search_vector``, a column the ORM does not map.
-
-    Used as the target of a :class:`Col` so the table alias is relabelled correctly
-    when the queryset becomes a subquery.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.column = "search_vector"
-        self.name = "search_vector"
-
-
-_SEARCH_VECTOR = _SearchVectorColumn()
-
-
-class SearchVectorRef(Expression):
-    """Resolves to the hidden ``search_vector`` column of the query's base table."""
-
-    output_field = SearchVectorField()
-
-    def resolve_expression(
-        self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False
-    ):
-        return Col(query.get_initial_alias(), _SEARCH_VECTOR, output_field=SearchVectorField())
-
-
-class NameVector(Func):
-    """The name's own tsvector, exactly the expression of the ``agent_name_tsv`` index."""
-
-    template = "to_tsvector('simple'::regconfig, agentstore_search_text(%(expressions)s))"
-    output_field = SearchVectorField()
-
-    def __init__(self) -> None:
-        super().__init__(F("name"))
-
-
-class WebSearchQuery(Func):
-    """``websearch_to_tsquery('simple', text)``: quotes, ``or`` and ``-word`` work."""
-
-    template = "websearch_to_tsquery('simple'::regconfig, %(expressions)s)"
-    output_field = SearchQueryField()
-
-    def __init__(self, text: str) -> None:
-        super().__init__(Value(text))
-
-
-class Matches(Func):
-    """``<vector> @@ websearch_to_tsquery('simple', text)``."""
-
-    template = "%(expressions)s"
-    arg_joiner = " @@ "
-    output_field = BooleanField()
-
-    def __init__(self, text: str, vector: Expression | None = None) -> None:
-        super().__init__(vector or SearchVectorRef(), WebSearchQuery(text))
-
-
-class TextRank(Func):
-    """``ts_rank(search_vector, query, 32)``: relevance scaled into 0..1."""
-
-    function = "ts_rank"
-    output_field = FloatField()
-
-    def __init__(self, text: str) -> None:
-        super().__init__(SearchVectorRef(), WebSearchQuery(text), Value(32))
-
-
 def _is_postgresql(queryset: QuerySet) -> bool:
     return connections[queryset.db].vendor == "postgresql"
 
@@ -217,9 +153,10 @@ def store_search(queryset: QuerySet, q: str | None) -> QuerySet:
     """Filter ``queryset`` (agents) to matches of ``q`` and order them by relevance.
 
     An empty query returns the queryset unchanged; callers that sort explicitly
-    afterwards simply override the order. On PostgreSQL the candidates are found and
-    ranked here (two or three small queries) and the returned queryset holds the best
-    ``MAX_RESULTS`` of them, annotated with ``search_rank`` (1 = best).
+    afterwards simply override the order. On PostgreSQL the returned queryset holds the
+    best ``MAX_RESULTS`` matches, each annotated with ``search_score`` (higher is better)
+    and ``search_total`` (how many there are); paginate it with
+    :class:`SearchPaginator` to read the count from the page instead of a COUNT query.
     """
     q = normalize_query(q)
     if not q:
@@ -229,105 +166,245 @@ def store_search(queryset: QuerySet, q: str | None) -> QuerySet:
     return _search_fallback(queryset, q)
 
 
-def _candidate_sources(queryset: QuerySet, q: str) -> tuple[list[QuerySet], QuerySet | None]:
-    """The capped candidate querysets for ``q`` and the trigram (typo) one, if any."""
+# --- PostgreSQL ---------------------------------------------------------------------------
+#
+# The statement is written by hand (the ORM has no CTEs or LATERAL): fixed SQL text around
+# the queryset's own FROM and WHERE as Django compiles them, every value a parameter.
+# ``{t}`` stands for the agents table's alias. ``%%`` is a literal ``%`` (trigram
+# operators): the text goes through the driver's parameter formatting.
+
+_TSQUERY = "websearch_to_tsquery('simple'::regconfig, %s)"
+# The document and the name's own tsvector: the expressions of the GIN indexes of
+# migrations 0002 and 0004.
+_DOCUMENT = "{t}.search_vector @@ " + _TSQUERY
+_NAME = "to_tsvector('simple'::regconfig, agentstore_search_text({t}.name)) @@ " + _TSQUERY
+_SIMILAR_NAME = "({t}.name %% %s OR {t}.name %%> %s)"
+_NAME_SIMILARITY = "GREATEST(similarity({t}.name, %s), word_similarity(%s, {t}.name))"
+
+
+def _score_sql(t: str, q: str) -> tuple[str, list]:
+    """Text relevance + name similarity + exact-name bonus + popularity (higher is
+    better), for the agents row aliased ``t``."""
+    plain, _negated = split_terms(q)
+    sql = f"ts_rank({t}.search_vector, {_TSQUERY}, 32) * {W_TEXT}"
+    params: list = [fulltext_query_text(q)]
+    if plain:
+        sql = (
+            f"(({sql} + {_NAME_SIMILARITY.format(t=t)} * {W_NAME})"
+            f" + CASE WHEN UPPER({t}.name::text) = UPPER(%s) THEN {W_EXACT} ELSE 0 END)"
+        )
+        params += [plain, plain, plain]
+    popularity = (
+        f"LEAST(LN({t}.install_count + 1), 12) * {W_INSTALLS}"
+        f" + {t}.rating_avg::double precision * {W_RATING}"
+    )
+    return f"({sql} + ({popularity}))", params
+
+
+class _OnAgents(Expression):
+    """Raw SQL about the query's agents row: no expression compiling, and aliased like a
+    column, so it follows the table when the query is relabelled (a subquery, a COUNT)."""
+
+    def __init__(self, *args, alias: str | None = None) -> None:
+        super().__init__()
+        self.args, self.alias = args, alias
+
+    def resolve_expression(
+        self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False
+    ):
+        return type(self)(*self.args, alias=query.get_initial_alias())
+
+    def relabeled_clone(self, change_map):
+        return type(self)(*self.args, alias=change_map.get(self.alias, self.alias))
+
+    def as_sql(self, compiler, connection):
+        return self.sql(compiler.quote_name(self.alias), *self.args)
+
+
+class SearchScore(_OnAgents):
+    """The score of :func:`_score_sql` (``SearchScore(q)``)."""
+
+    output_field = FloatField()
+    sql = staticmethod(_score_sql)
+
+
+class _AmongRanked(_OnAgents):
+    """``id = ANY(ARRAY(<ranked ids>))`` (``_AmongRanked(sql, params)``).
+
+    An array computed once (an InitPlan) rather than ``IN (subquery)``: the planner then
+    does not weigh the search as one more relation to join, which cost milliseconds of
+    planning behind a tag filter (the agents, their tags, the tag, the version, the
+    developer and the category already are six).
+    """
+
+    output_field = BooleanField()
+
+    @staticmethod
+    def sql(t: str, ranked: str, params: list) -> tuple[str, list]:
+        return f"{t}.id = ANY(ARRAY({ranked}))", params
+
+
+class _Filtered:
+    """The queryset's own FROM and WHERE (category, tag, type…), compiled once and
+    repeated in every candidate source: ``select(condition, …)`` is "the ids of the
+    queryset's agents that also match ``condition``"."""
+
+    def __init__(self, queryset: QuerySet) -> None:
+        query = queryset.order_by().values("pk").query
+        compiler = query.get_compiler(using=queryset.db)
+        compiler.pre_sql_setup()
+        try:
+            where, self.where_params = compiler.compile(compiler.where)
+        except FullResultSet:
+            where, self.where_params = "", []
+        # EmptyResultSet (the queryset can match nothing) goes to the caller.
+        from_, self.from_params = compiler.get_from_clause()
+        self.t = compiler.quote_name(query.get_initial_alias())
+        self.from_ = " ".join(from_)
+        self.where = f"({where}) AND " if where else ""
+
+    def select(
+        self, condition: str, params: list, *, order: str = "", limit: int, exact: str = ""
+    ) -> tuple[str, list]:
+        sql = (
+            f"SELECT {self.t}.id{exact} FROM {self.from_}"  # noqa: S608
+            f" WHERE {self.where}{condition.format(t=self.t)}"
+            f"{f' ORDER BY {order.format(t=self.t)}' if order else ''} LIMIT %s"
+        )
+        return sql, [*self.from_params, *self.where_params, *params, limit]
+
+
+def _by_popularity(
+    filtered: _Filtered, condition: str, params: list, limit: int, *, tiered: bool
+) -> tuple[str, list]:
+    """The ids of the ``limit`` most installed of the queryset's agents that match
+    ``condition``, most installed first (ties: by id).
+
+    ``tiered``: popularity tiers (``agentstore_popularity_tier``, migration 0004) are
+    read from the top down through the GIN indexes on (tier, document): each tier's
+    matches come straight from the index and the scan stops as soon as enough are
+    found. A common word then costs a few hundred rows instead of a walk through
+    thousands of popular agents checking the document of each. That is for the whole
+    catalogue: behind a selective filter (a category, a tag) most of the matches read
+    would be dropped, so there the planner chooses, as for any query, between walking
+    the popularity index and a bitmap of all matches.
+    """
+    if not tiered:
+        order = "{t}.install_count DESC, {t}.id"
+        return filtered.select(condition, params, order=order, limit=limit)
+    tier = f"{condition} AND agentstore_popularity_tier({{t}}.install_count) = tiers.tier"
+    # The same order, but not one an index provides: the planner cannot know that a
+    # tier's agents sit together deep in the popularity index, and walking it from the
+    # top for a common word in a low tier reads most of the table (seconds). This way
+    # each tier's matches come from the GIN index and are sorted.
+    order = "-{t}.install_count, {t}.id"
+    sql, params = filtered.select(tier, params, order=order, limit=limit)
+    sql = (
+        "SELECT c.id FROM generate_series(%s, 0, -1) AS tiers(tier)"  # noqa: S608
+        f" CROSS JOIN LATERAL ({sql}) AS c LIMIT %s"
+    )
+    return sql, [TOP_TIER, *params, limit]
+
+
+def _is_whole_catalogue(queryset: QuerySet) -> bool:
+    """Whether ``queryset`` filters exactly like the store catalogue (no category, tag,
+    type or rating filter)."""
+    return queryset.query.where == store_agents().query.where
+
+
+def _ranked_sql(queryset: QuerySet, q: str) -> tuple[str, list] | None:
+    """``SELECT id …`` of the best ``MAX_RESULTS`` candidates for ``q``, best first
+    (``None`` if the queryset can match nothing).
+
+    Candidate sources, each capped, each within the queryset's filters:
+
+    * exact name matches;
+    * full-text matches, the most installed first (:func:`_by_popularity`);
+    * matches in the name alone, the most installed first, so agents named after the
+      query are always considered;
+    * trigram-similar names (typos): only when the others found fewer than
+      ``TYPO_THRESHOLD`` agents and none of exactly that name. That condition depends
+      on no row, so PostgreSQL checks it once (a one-time filter) and does not start
+      the scan when it is false.
+
+    The candidates are then ranked on the agents table alone: they already passed the
+    queryset's filters.
+    """
+    try:
+        filtered = _Filtered(queryset)
+    except EmptyResultSet:
+        return None
     text = fulltext_query_text(q)
     plain, negated = split_terms(q)
-    base = queryset.order_by().values_list("pk", flat=True)
-    by_name = base.filter(Matches(text, NameVector()))
-    exact = base.filter(name__iexact=plain) if plain else base.none()
+    table = connections[queryset.db].ops.quote_name(queryset.model._meta.db_table)
+    tiered = _is_whole_catalogue(queryset)
+    name, name_params = _NAME, [text]
+    exact, exact_params = "UPPER({t}.name::text) = UPPER(%s)", [plain]
     if negated:
         # "-word" excludes agents whose whole document has the word, not only the name.
-        by_name, exact = by_name.filter(Matches(text)), exact.filter(Matches(text))
-    sources = [
-        exact[:EXACT_CANDIDATES],
-        base.filter(Matches(text)).order_by("-install_count")[:FULLTEXT_CANDIDATES],
-        by_name.order_by("-install_count")[:NAME_CANDIDATES],
-    ]
-    if not plain:
-        return sources, None
-    # Ordered by similarity, so the planner reads every trigram match through the index
-    # (a few hundred rows) instead of scanning the table until enough rows match.
-    similar = (
-        base.filter(Q(name__trigram_similar=plain) | Q(name__trigram_word_similar=plain))
-        .alias(similarity=_name_similarity(plain))
-        .order_by("-similarity")
+        name, name_params = f"{name} AND {_DOCUMENT}", [text, text]
+        exact, exact_params = f"{exact} AND {_DOCUMENT}", [plain, text]
+
+    found, params = [], []
+    if plain:
+        sql, part_params = filtered.select(
+            exact, exact_params, limit=EXACT_CANDIDATES, exact=", TRUE"
+        )
+        found.append(f"({sql})")
+        params += part_params
+    for condition, condition_params, limit in [
+        (_DOCUMENT, [text], FULLTEXT_CANDIDATES),
+        (name, name_params, NAME_CANDIDATES),
+    ]:
+        sql, part_params = _by_popularity(
+            filtered, condition, condition_params, limit, tiered=tiered
+        )
+        found.append(f"SELECT c.id, FALSE FROM ({sql}) AS c")  # noqa: S608
+        params += part_params
+    # Named columns: an unknown name in a subquery would silently refer to the
+    # enclosing query instead.
+    sql = f"WITH found(id, exact) AS MATERIALIZED ({' UNION ALL '.join(found)})"
+
+    candidates = "SELECT id FROM found"
+    if plain:
+        # Ordered by similarity, so the planner reads every trigram match through the
+        # index (a few hundred rows) instead of scanning the table until enough match.
+        similar, similar_params = _SIMILAR_NAME, [plain, plain]
+        if negated:
+            similar = f"{similar} AND NOT {_DOCUMENT}"
+            similar_params.append(fulltext_query_text(" or ".join(negated)))
+        typo, part_params = filtered.select(
+            similar, similar_params, order=f"{_NAME_SIMILARITY} DESC", limit=TYPO_CANDIDATES
+        )
+        # ORDER BY's parameters come after WHERE's: before the limit.
+        part_params[-1:-1] = [plain, plain]
+        candidates += (
+            f" UNION ALL SELECT c.id FROM ({typo}) AS c"  # noqa: S608
+            " WHERE (SELECT count(DISTINCT id) FROM found) < %s"
+            " AND NOT EXISTS (SELECT FROM found WHERE found.exact)"
+        )
+        params += [*part_params, TYPO_THRESHOLD]
+    score, score_params = _score_sql('"r"', q)
+    sql += (
+        f" SELECT r.id FROM {table} AS r WHERE r.id IN ({candidates})"  # noqa: S608
+        f" ORDER BY {score} DESC, r.install_count DESC, r.id LIMIT %s"
     )
-    if negated:
-        similar = similar.exclude(Matches(fulltext_query_text(" or ".join(negated))))
-    return sources, similar[:TYPO_CANDIDATES]
-
-
-def _name_similarity(plain: str) -> Expression:
-    return Greatest(TrigramSimilarity("name", plain), TrigramWordSimilarity(plain, "name"))
-
-
-def _union_sql(querysets: list[QuerySet], *, using: str) -> tuple[str, list] | None:
-    """One ``SELECT id … UNION ALL …`` over ``querysets`` (``None`` if all are empty).
-
-    Composed by hand: Django's ``union()`` refuses parts ordered by a column they do
-    not select, and each part here is "the first N by popularity"."""
-    statements, params = [], []
-    for queryset in querysets:
-        try:
-            sql, part_params = queryset.query.get_compiler(using=using).as_sql()
-        except EmptyResultSet:
-            continue
-        statements.append(f"({sql})")
-        params.extend(part_params)
-    if not statements:
-        return None
-    return " UNION ALL ".join(statements), params
-
-
-def _rank(queryset: QuerySet, q: str, sources: list[QuerySet]) -> list[tuple]:
-    """``(pk, name)`` of the best ``MAX_RESULTS`` agents among ``sources``, best first,
-    in one query. Scored on the agents table alone: the candidates already passed the
-    queryset's filters."""
-    union = _union_sql(sources, using=queryset.db)
-    if union is None:
-        return []
-    text = fulltext_query_text(q)
-    plain, _negated = split_terms(q)
-    name_score = _name_similarity(plain) if plain else Value(0.0)
-    exact = (
-        Case(When(name__iexact=plain, then=Value(W_EXACT)), default=Value(0.0))
-        if plain
-        else Value(0.0)
-    )
-    score = TextRank(text) * W_TEXT + name_score * W_NAME + exact + _popularity()
-    return list(
-        queryset.model.objects.using(queryset.db)
-        # The SQL is Django-compiled from the querysets above; values stay parameters.
-        .filter(pk__in=RawSQL(*union))  # noqa: S611
-        .alias(score=ExpressionWrapper(score, output_field=FloatField()))
-        .order_by("-score", "-install_count", "pk")
-        .values_list("pk", "name")[:MAX_RESULTS]
-    )
-
-
-def ranked_ids(queryset: QuerySet, q: str) -> list:
-    """Primary keys of the best ``MAX_RESULTS`` matches of ``q``, best first
-    (PostgreSQL): one query, or two when the first finds almost nothing."""
-    sources, similar = _candidate_sources(queryset, q)
-    ranked = _rank(queryset, q, sources)
-    plain = split_terms(q)[0].casefold()
-    # Few matches and no agent of exactly that name: probably a typo.
-    exact_found = any(name.casefold() == plain for _pk, name in ranked)
-    if similar is not None and len(ranked) < TYPO_THRESHOLD and not exact_found:
-        ranked = _rank(queryset, q, [*sources, similar])
-    return [pk for pk, _name in ranked]
+    return sql, [*params, *score_params, MAX_RESULTS]
 
 
 def _search_postgresql(queryset: QuerySet, q: str) -> QuerySet:
-    ranked = ranked_ids(queryset, q)
-    position = Func(
-        Value(ranked, output_field=ArrayField(UUIDField())),
-        F("pk"),
-        function="array_position",
-        output_field=IntegerField(),
+    """One statement: the candidates (CTEs), the best ``MAX_RESULTS`` of them, then the
+    requested rows in that order, each with their count."""
+    ranked = _ranked_sql(queryset, q)
+    if ranked is None:
+        return queryset.none()
+    return (
+        queryset.filter(_AmongRanked(*ranked))
+        # The score again, for the at most MAX_RESULTS rows left: cheaper than joining
+        # the ranked subquery, which the ORM cannot express.
+        .annotate(search_score=SearchScore(q), **{SEARCH_TOTAL: Window(Count("pk"))})
+        .order_by("-search_score", "-install_count", "pk")
     )
-    return queryset.filter(pk__in=ranked).annotate(search_rank=position).order_by("search_rank")
 
 
 def _popularity() -> Expression:
@@ -365,3 +442,45 @@ def _search_fallback(queryset: QuerySet, q: str) -> QuerySet:
         )
         .order_by("-search_score", "-install_count", "pk")
     )
+
+
+class SearchPaginator(Paginator):
+    """A paginator that reads the count of a search from its page.
+
+    The rows of a ``store_search()`` queryset carry ``search_total``: the page is fetched
+    first and the count taken from it, so a search page is one statement (plus
+    prefetches) instead of a COUNT and a page query that would both find and rank the
+    candidates. Anything else (a listing without ``q``, the SQLite fallback, a page past
+    the end) is paginated as usual.
+    """
+
+    def page(self, number) -> Page:
+        if "count" in self.__dict__ or self.orphans or not _carries_total(self.object_list):
+            return super().page(number)
+        try:
+            first = (int(number) - 1) * self.per_page
+        except (TypeError, ValueError):
+            return super().page(number)  # refused before any query
+        if first < 0 or isinstance(number, float) and not number.is_integer():
+            return super().page(number)
+        rows = list(self.object_list[first : first + self.per_page])
+        if not rows and first:
+            return super().page(number)  # past the end: the usual COUNT and EmptyPage
+        self.count = getattr(rows[0], SEARCH_TOTAL) if rows else 0
+        return self._get_page(rows, self.validate_number(number), self)
+
+    def get_page(self, number) -> Page:
+        # Paginator.get_page validates (counts) before fetching; fetch first instead.
+        if "count" in self.__dict__ or not _carries_total(self.object_list):
+            return super().get_page(number)
+        try:
+            return self.page(number)
+        except PageNotAnInteger:
+            return self.page(1)
+        except EmptyPage:
+            return self.page(self.num_pages)
+
+
+def _carries_total(object_list) -> bool:
+    query = getattr(object_list, "query", None)
+    return query is not None and SEARCH_TOTAL in query.annotations

@@ -7,11 +7,23 @@ Another developer's draft is simply absent from these querysets, so views answer
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Expression,
+    F,
+    IntegerField,
+    JSONField,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from guardian.models import UserObjectPermission
 
 from accounts.models import User
@@ -23,6 +35,7 @@ from agents.models import (
     Install,
     Notification,
     Rating,
+    Tag,
 )
 from agentstore.errors import NotFound
 
@@ -197,9 +210,54 @@ LISTING_DEFERRED = (
 )
 
 
+class TagNames(Expression):
+    """The agent's tag names, a JSON array from one correlated subquery: a list gets them
+    with its page rather than from a second query (a prefetch), whose bookkeeping costs
+    more than the query itself. Unordered: callers sort (in Python, so the order never
+    depends on the database's collation)."""
+
+    output_field = JSONField()
+
+    def __init__(self, alias: str | None = None) -> None:
+        super().__init__()
+        self.alias = alias
+
+    def resolve_expression(
+        self, query=None, allow_joins=True, reuse=None, summarize=False, for_save=False
+    ):
+        return TagNames(query.get_initial_alias())
+
+    def relabeled_clone(self, change_map):
+        return TagNames(change_map.get(self.alias, self.alias))
+
+    def as_sql(self, compiler, connection):
+        through, quote = Agent.tags.through._meta, compiler.quote_name
+        names = (
+            "COALESCE(jsonb_agg(tag.name), '[]'::jsonb)"
+            if connection.vendor == "postgresql"
+            else "json_group_array(tag.name)"
+        )
+        return (
+            # Table and column names from the models; no values.
+            f"(SELECT {names} FROM {quote(through.db_table)} AS agent_tag"  # noqa: S608
+            f" JOIN {quote(Tag._meta.db_table)} AS tag"
+            f" ON tag.{quote(Tag._meta.pk.column)}"
+            f" = agent_tag.{quote(through.get_field('tag').column)}"
+            f" WHERE agent_tag.{quote(through.get_field('agent').column)}"
+            f" = {quote(self.alias)}.{quote(Agent._meta.pk.column)})",
+            [],
+        )
+
+
 def store_listing() -> QuerySet[Agent]:
-    """``store_agents()`` for lists: the large columns items never show are deferred."""
-    return store_agents().defer(*LISTING_DEFERRED)
+    """``store_agents()`` for lists: the large columns items never show are deferred, and
+    the tag names come with each agent (``tag_names``) instead of from a prefetch."""
+    return (
+        store_agents()
+        .prefetch_related(None)
+        .defer(*LISTING_DEFERRED)
+        .annotate(tag_names=TagNames())
+    )
 
 
 def store_agent(id_or_slug: Any) -> Agent:
@@ -223,10 +281,25 @@ def versions_visible_in_store(agent: Agent) -> QuerySet[AgentVersion]:
 
 def category_descendant_ids(category: Category) -> list[int]:
     """The category and everything below it (the tree is small: one query)."""
+    return _subtree(Category.objects.values_list("pk", "parent_id"), category.pk)
+
+
+def category_ids_under(ref: str) -> list[int] | None:
+    """The category with id or slug ``ref`` and everything below it, from one query;
+    ``None`` when there is no such category."""
+    rows = list(Category.objects.values_list("pk", "slug", "parent_id"))
+    key, wanted = (0, int(ref)) if ref.isdigit() else (1, ref)
+    found = [row[0] for row in rows if row[key] == wanted]
+    if not found:
+        return None
+    return _subtree([(pk, parent_id) for pk, _slug, parent_id in rows], found[0])
+
+
+def _subtree(rows: Iterable[tuple[int, int | None]], root: int) -> list[int]:
     children: dict[int | None, list[int]] = {}
-    for pk, parent_id in Category.objects.values_list("pk", "parent_id"):
+    for pk, parent_id in rows:
         children.setdefault(parent_id, []).append(pk)
-    result, stack = [], [category.pk]
+    result, stack = [], [root]
     while stack:
         pk = stack.pop()
         if pk in result:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,7 +18,7 @@ from agents import selectors, services, web_selectors
 from agents.forms import SORT_ORDERING, RatingForm, ReplyForm, StoreSearchForm
 from agents.models import Rating
 from agents.rendering import render_markdown
-from agents.search import store_search
+from agents.search import SearchPaginator, store_search
 from agentstore.errors import DomainError, NotFound
 
 PAGE_SIZE = 24
@@ -29,7 +28,8 @@ RECOMMENDATIONS = 5
 
 
 def _page(request: HttpRequest, queryset, size: int, param: str = "page"):
-    return Paginator(queryset, size).get_page(request.GET.get(param))
+    # Like Paginator; a search's page brings its own count.
+    return SearchPaginator(queryset, size).get_page(request.GET.get(param))
 
 
 def _store_agent_or_404(id_or_slug: str):

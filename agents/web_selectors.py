@@ -25,7 +25,7 @@ def store_cards() -> QuerySet[Agent]:
     """Store agents with what a card shows (developer, category) and nothing more: cards
     show no tags, so the tag prefetch of ``store_agents`` is dropped, and no long texts,
     so those are deferred."""
-    return selectors.store_listing().prefetch_related(None)
+    return selectors.store_agents().prefetch_related(None).defer(*selectors.LISTING_DEFERRED)
 
 
 def home_rows() -> dict[str, list[Agent]]:

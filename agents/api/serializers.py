@@ -120,8 +120,13 @@ class AgentCardSerializer(serializers.Serializer):
         return {"id": cat.pk, "name": cat.name, "slug": cat.slug} if cat else None
 
     def get_tags(self, agent: Agent) -> list[str]:
-        # Sorted in Python so the prefetched rows are reused (no query per agent).
-        return sorted(tag.name for tag in agent.tags.all())
+        # Store lists bring the names along (agents.selectors.store_listing); elsewhere
+        # the tags are prefetched. Sorted in Python, so the prefetched rows are reused
+        # (no query per agent) and the order is the same either way.
+        names = getattr(agent, "tag_names", None)
+        if names is None:
+            names = [tag.name for tag in agent.tags.all()]
+        return sorted(names)
 
     @extend_schema_field({"type": "object"})
     def get_developer(self, agent: Agent) -> dict[str, Any] | None:

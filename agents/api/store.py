@@ -16,8 +16,9 @@ from rest_framework.response import Response
 
 from agents import selectors, services
 from agents.api import serializers as s
-from agents.models import Agent, AgentType, Category, Install, Notification, Rating
-from agents.search import store_search
+from agents.models import Agent, AgentType, Install, Notification, Rating
+from agents.search import SearchPaginator, store_search
+from agentstore.api.pagination import PagePagination
 from agentstore.errors import NotFound
 
 
@@ -37,11 +38,10 @@ class StoreAgentFilter(django_filters.FilterSet):
         fields = ["category", "tag", "agent_type", "min_rating", "featured"]
 
     def filter_category(self, queryset: QuerySet[Agent], name: str, value: str) -> QuerySet:
-        lookup = {"pk": int(value)} if value.isdigit() else {"slug": value}
-        category = Category.objects.filter(**lookup).first()
-        if category is None:
+        ids = selectors.category_ids_under(value)
+        if ids is None:
             return queryset.none()
-        return queryset.filter(category_id__in=selectors.category_descendant_ids(category))
+        return queryset.filter(category_id__in=ids)
 
 
 SORTS = {
@@ -63,6 +63,11 @@ def _sorted(queryset: QuerySet[Agent], sort_by: str, sort_order: str | None) -> 
     return queryset.order_by(*keys, "pk")
 
 
+class StorePagination(PagePagination):
+    # A search page brings its own count (agents.search.SearchPaginator).
+    django_paginator_class = SearchPaginator
+
+
 @extend_schema(
     tags=["store"],
     parameters=[
@@ -79,6 +84,7 @@ class StoreAgentListView(GenericAPIView):
     serializer_class = s.AgentCardSerializer
     filter_backends = [DjangoFilterBackend]
     filterset_class = StoreAgentFilter
+    pagination_class = StorePagination
 
     def get_queryset(self) -> QuerySet[Agent]:
         return selectors.store_listing()

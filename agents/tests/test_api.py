@@ -118,6 +118,7 @@ def test_store_filters(api_client):
 
     assert slugs(category="work") == ["tagged"]
     assert slugs(category=str(child.pk)) == ["tagged"]
+    assert slugs(category="no-such-category") == []
     assert slugs(tag="mail") == ["tagged"]
     assert slugs(min_rating="4.5") == ["rated"]
     assert slugs(agent_type="dialog") == ["dialog-one"]
@@ -154,10 +155,35 @@ def test_store_list_uses_a_constant_number_of_queries(api_client, django_assert_
     for _ in range(n):
         published_agent(category=category).tags.add(tag)
 
-    # count, page, tags
-    with django_assert_num_queries(3):
+    # count, page (with the tag names)
+    with django_assert_num_queries(2):
         response = api_client.get(f"{API}/store/agents", {"page_size": 50})
     assert response.json()["data"]["total"] == BUILTINS + n
+    assert {tuple(item["tags"]) for item in response.json()["data"]["items"]} == {(), ("T",)}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("n", [3, 12])
+def test_store_search_is_one_statement(api_client, django_assert_num_queries, n):
+    tag = Tag.objects.create(name="T", slug="t")
+    for i in range(n):
+        published_agent(name=f"Gizmo {i:02d}", install_count=i).tags.add(tag)
+
+    # the page, with its count and the tag names
+    with django_assert_num_queries(1):
+        response = api_client.get(f"{API}/store/agents", {"q": "gizmo", "page_size": 5})
+    data = response.json()["data"]
+    assert (data["total"], data["pages"], len(data["items"])) == (n, -(-n // 5), min(n, 5))
+    assert data["items"][0]["tags"] == ["T"]
+
+
+@pytest.mark.integration
+def test_store_search_page_past_the_end_is_not_found(api_client):
+    published_agent(name="Gizmo")
+
+    response = api_client.get(f"{API}/store/agents", {"q": "gizmo", "page": 2})
+
+    assert response.status_code == 404
 
 
 def test_store_detail_by_slug_or_id_with_versions_and_histogram(user_client, user):

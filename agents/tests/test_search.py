@@ -6,9 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.core.paginator import EmptyPage
 
+from agents import search
 from agents.models import Agent, Tag
-from agents.search import fulltext_query_text, split_terms, store_search
+from agents.search import SearchPaginator, fulltext_query_text, split_terms, store_search
 from agents.selectors import store_agents
 from agents.tests.factories import published_agent
 
@@ -134,6 +136,15 @@ def test_search_never_returns_agents_outside_the_queryset(agents, developer):
     assert "python-draft" not in _slugs("python")
 
 
+def test_search_paginator_counts_anything_else_as_usual(agents, django_assert_num_queries):
+    paginator = SearchPaginator(store_agents().prefetch_related(None).order_by("slug"), 3)
+
+    with django_assert_num_queries(2):  # the count, then the page
+        slugs = [agent.slug for agent in paginator.page(2)]
+
+    assert (slugs, paginator.count) == (["translator"], 4)
+
+
 # --- PostgreSQL only: the integration marker runs these where DATABASE_URL is PostgreSQL ---
 
 
@@ -188,3 +199,71 @@ def test_similar_names_are_only_offered_when_nothing_matches_exactly(agents, dev
     published_agent(developer=developer, name="Translatr Bot", slug="translatr-bot")
     assert _slugs("Translator") == ["translator"]
     assert _slugs("Translatorr") == ["translator", "translatr-bot"]
+
+
+@pytest.mark.integration
+def test_the_most_installed_matches_are_the_candidates_filtered_or_not(developer, monkeypatch):
+    # More matches than the cap: the candidates are the most installed ones, whether the
+    # whole catalogue is read tier by tier or a filtered queryset the planner's way.
+    monkeypatch.setattr(search, "FULLTEXT_CANDIDATES", 3)
+    for installs in [0, 1, 6, 40, 3000]:
+        published_agent(
+            developer=developer,
+            name=f"Helper {installs}",
+            slug=f"helper-{installs}",
+            description="Knows the zeppelin timetable.",
+            install_count=installs,
+        )
+
+    whole_catalogue = _slugs("zeppelin")
+    filtered = [
+        a.slug for a in store_search(store_agents().filter(developer=developer), "zeppelin")
+    ]
+
+    assert whole_catalogue == ["helper-3000", "helper-40", "helper-6"]
+    assert filtered == whole_catalogue
+
+
+@pytest.fixture
+def gadgets(developer):
+    return [
+        published_agent(
+            developer=developer, name=f"Gadget {n:02d}", slug=f"gadget-{n:02d}", install_count=n
+        )
+        for n in range(12)
+    ]
+
+
+@pytest.mark.integration
+def test_a_search_page_brings_its_own_count(gadgets, django_assert_num_queries):
+    paginator = SearchPaginator(store_search(store_agents().prefetch_related(None), "gadget"), 5)
+
+    with django_assert_num_queries(1):
+        page = paginator.page(3)
+        slugs = [agent.slug for agent in page]
+
+    assert slugs == ["gadget-01", "gadget-00"]
+    assert (paginator.count, paginator.num_pages, page.has_next()) == (12, 3, False)
+
+
+@pytest.mark.integration
+def test_a_search_with_no_results_is_one_empty_page(agents, django_assert_num_queries):
+    paginator = SearchPaginator(store_search(store_agents(), "nothing-like-this"), 5)
+
+    with django_assert_num_queries(1):
+        page = paginator.page(1)
+
+    assert (list(page), paginator.count, paginator.num_pages) == ([], 0, 1)
+
+
+@pytest.mark.integration
+def test_a_search_page_past_the_end_is_refused_or_replaced_by_the_last(gadgets):
+    queryset = store_search(store_agents(), "gadget")
+
+    with pytest.raises(EmptyPage):
+        SearchPaginator(queryset, 5).page(4)
+    last = SearchPaginator(queryset, 5).get_page(9)
+    first = SearchPaginator(queryset, 5).get_page("x")
+
+    assert (last.number, [agent.slug for agent in last]) == (3, ["gadget-01", "gadget-00"])
+    assert (first.number, len(first)) == (1, 5)
