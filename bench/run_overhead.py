@@ -306,6 +306,14 @@ def report(levels: list[Level], args) -> None:
             f"     run: dispatch→claim p50 {ms(pct([s.to_claim for s in level.run], 0.5))} ms, "
             f"claim→first model token p50 {ms(pct([s.to_token for s in level.run], 0.5))} ms"
         )
+        slowest = sorted(level.run, key=lambda s: s.ttft)[-3:]
+        print(
+            "     slowest TTFT (dispatch→claim / claim→model token / TTFT): "
+            + ", ".join(
+                f"{s.to_claim * 1000:.0f}/{s.to_token * 1000:.0f}/{s.ttft * 1000:.0f}"
+                for s in slowest
+            )
+        )
         lost = [s.tokens for s in level.run if s.tokens != args.tokens]
         if lost:
             print(f"     !! {len(lost)} runs did not relay {args.tokens} tokens: {lost[:5]}")
