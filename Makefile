@@ -47,7 +47,7 @@ serve: install
 worker: install
 	# Runs are I/O-bound and async inside: a thread pool per process, one process per core;
 	# the threads share a pool of DB_POOL_SIZE database connections.
-	DB_POOL_SIZE=$${DB_POOL_SIZE:-16} $(PY) -m celery -A agentstore worker --loglevel=INFO \
+	DB_POOL_SIZE=$${DB_POOL_SIZE:-32} $(PY) -m celery -A agentstore worker --loglevel=INFO \
 		--pool threads --concurrency=$${WORKER_CONCURRENCY:-100}
 
 beat: install

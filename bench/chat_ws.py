@@ -1015,9 +1015,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis-db", type=int, default=12)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pool", default="threads")
-    # The recommended worker set-up (make worker): 100 threads sharing 16 connections.
+    # The recommended worker set-up (make worker): 100 threads sharing 32 connections.
     parser.add_argument("--threads", type=int, default=100)
-    parser.add_argument("--db-pool", type=int, default=16, help="DB_POOL_SIZE of the workers")
+    parser.add_argument("--db-pool", type=int, default=32, help="DB_POOL_SIZE of the workers")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ws-levels", default="1,50,200")
     parser.add_argument("--relay-levels", default="1,200,1000")

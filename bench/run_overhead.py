@@ -348,9 +348,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork", "solo"])
-    # The recommended worker set-up (make worker): 100 threads sharing 16 connections.
+    # The recommended worker set-up (make worker): 100 threads sharing 32 connections.
     parser.add_argument("--threads", type=int, default=100)
-    parser.add_argument("--db-pool", type=int, default=16, help="DB_POOL_SIZE of the workers")
+    parser.add_argument("--db-pool", type=int, default=32, help="DB_POOL_SIZE of the workers")
     args = parser.parse_args()
     args.concurrency = [int(n) for n in args.concurrency.split(",")]
     if not (
