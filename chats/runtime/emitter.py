@@ -34,7 +34,6 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
 
@@ -42,7 +41,7 @@ from agentstore import dispatch
 from chats import events
 from chats.models import Run, RunEvent
 from chats.runtime import control
-from chats.runtime.loop import worker_loop
+from chats.runtime.loop import db_call, worker_loop
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +132,7 @@ class RunEmitter:
         self.seq = last_seq
         self.flush_interval = flush_interval
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._store = sync_to_async(store)
+        self._store = db_call(store)  # on the run's thread; a pooled connection goes back
         # Writes from the event loop itself (chats.runtime.event_store), when available.
         self._astore = astore
         self._queue: asyncio.Queue[dict[str, Any] | _Marker] = asyncio.Queue()

@@ -129,11 +129,12 @@ class AsyncEventStore:
             return
 
 
-def store_for(loop: asyncio.AbstractEventLoop) -> AsyncEventStore | None:
-    """The loop's store when runs on it may write events directly (see the module doc)."""
-    from agentstore.dispatch import execution_mode
+def store_for(loop: asyncio.AbstractEventLoop, *, mode: str) -> AsyncEventStore | None:
+    """The loop's store when runs on it may write events directly (see the module doc).
 
-    if execution_mode() != "celery" or connections["default"].vendor != "postgresql":
+    ``mode`` is the execution mode as seen from the run's own thread: on the loop's
+    thread Celery's current task is not visible, so it must not be asked there."""
+    if mode != "celery" or connections["default"].vendor != "postgresql":
         return None
     store = _stores.get(loop)
     if store is None:

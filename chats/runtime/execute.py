@@ -174,7 +174,8 @@ def _run_execute(run_id: str) -> Outcome:
     from agentstore.dispatch import execution_mode
     from chats.runtime.loop import release_run_connection, runs_on, worker_loop
 
-    execution = Execution(claim.run)
+    # Asked here, on the run's own thread: Celery's current task is thread-local.
+    execution = Execution(claim.run, mode=execution_mode())
     release_run_connection()
     shared = worker_loop() if execution_mode() == "celery" else None
     with runs_on(shared):
@@ -213,8 +214,9 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
 class Execution:
     """The async body of one run execution (see the module docstring)."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, *, mode: str = "inline") -> None:
         self.run = run
+        self.mode = mode
         self.run_id = str(run.id)
         self.ctx: Any = None
         self.chat_model: Any = None
@@ -236,7 +238,7 @@ class Execution:
 
         self.shared_loop = None if owns_channel_connections(loop) else loop
         run = self.run
-        direct = store_for(loop) if self.shared_loop is not None else None
+        direct = store_for(loop, mode=self.mode) if self.shared_loop is not None else None
         self.emitter = RunEmitter(
             run_id=self.run_id,
             chat_id=str(run.chat_id) if run.chat_id else None,

@@ -23,17 +23,22 @@ POOL_SIZE = 2
 TOKEN_DELAY_MS = 60
 
 
-def _worker_connections(conninfo: str, database: str, stop: threading.Event, seen: list[int]):
-    """Sample how many connections other than this test's hold the test database (the
-    runs' event writers, which have their own small pool, are not counted)."""
+def _worker_connections(
+    conninfo: str, database: str, stop: threading.Event, seen: list[int], writers: list[int]
+):
+    """Sample how many connections other than this test's hold the test database, apart
+    from the runs' event writers (their own small pool on the worker loop), which are
+    counted separately."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
         while not stop.is_set():
             row = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
-                "AND pid <> pg_backend_pid() AND application_name <> 'agentstore-run-events'",
+                "SELECT count(*) FILTER (WHERE application_name <> 'agentstore-run-events'), "
+                "count(*) FILTER (WHERE application_name = 'agentstore-run-events') "
+                "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
                 (database,),
             ).fetchone()
             seen.append(row[0])
+            writers.append(row[1])
             time.sleep(0.02)
 
 
@@ -60,9 +65,11 @@ def test_a_pooled_worker_runs_more_runs_at_once_than_it_has_connections(
         **{k: v for k, v in params.items() if k in {"dbname", "user", "password", "host", "port"}}
     )
     mine = 1  # this test's own Django connection
-    stop, seen = threading.Event(), []
+    stop, seen, writers = threading.Event(), [], []
     sampler = threading.Thread(
-        target=_worker_connections, args=(conninfo, params["dbname"], stop, seen), daemon=True
+        target=_worker_connections,
+        args=(conninfo, params["dbname"], stop, seen, writers),
+        daemon=True,
     )
     sampler.start()
     try:
@@ -83,3 +90,6 @@ def test_a_pooled_worker_runs_more_runs_at_once_than_it_has_connections(
     assert all(r.output.strip() for r in finished)
     assert overlapping > POOL_SIZE  # more runs streamed at once than the pool has connections
     assert max(seen) - mine <= POOL_SIZE
+    # Event batches were written from the worker loop (chats/runtime/event_store.py), not
+    # through the runs' own (pooled) connections.
+    assert max(writers) >= 1
