@@ -132,6 +132,11 @@ if DATABASE_URL:
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 600))
     }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Shown in pg_stat_activity (e.g. "agentstore-web", "agentstore-worker").
+    if env_str("DB_APPLICATION_NAME", ""):
+        DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env_str(
+            "DB_APPLICATION_NAME"
+        )
     # DB_POOL_SIZE > 0: connections come from a psycopg pool of that size per process
     # instead (Django's pool; persistent connections are then off). Meant for Celery
     # workers: a run holds a connection only while it talks to the database
