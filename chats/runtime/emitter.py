@@ -20,9 +20,10 @@ merged, nothing is dropped, and boundaries still go out at once. Publishing
 failures are logged and do not fail the run: the events are stored, and clients resume
 from storage. A storage failure stops the writer and is raised by :meth:`flush`.
 
-Database work is done through ``sync_to_async`` (thread-sensitive): under
-``async_to_sync`` it runs on the thread that called ``run_execute``, which owns the run's
-database connection (and, in tests, the test transaction).
+Storing: in Celery mode on PostgreSQL a batch is written from the event loop itself
+(``astore``, :mod:`chats.runtime.event_store`); otherwise through the ORM with
+``loop.db_call`` on the thread that called ``run_execute``, which owns the run's database
+connection (and, in tests, the test transaction).
 """
 
 from __future__ import annotations

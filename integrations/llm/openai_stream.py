@@ -39,19 +39,6 @@ _OPTION_KEYS = {"extra_headers", "extra_query", "extra_body", "timeout"}
 _MAX_ERROR_BODY = 64 * 1024
 
 
-def _body_message(raw: bytes) -> str:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict):
-            return str(error.get("message") or "")
-        return str(error)
-    return str(body)
-
-
 def parse_chunk(data: bytes | str) -> Any:
     """A ``ChatCompletionChunk`` from one SSE ``data`` payload.
 
@@ -186,6 +173,7 @@ class LeanOpenAIClient:
     async def stream(self, kwargs: dict[str, Any]) -> _ChunkStream:
         import aiohttp
 
+        from integrations.llm.resilience import body_message, to_provider_error
         from integrations.outbound import OutboundBlocked, vet_url
 
         body = {key: value for key, value in kwargs.items() if key not in _OPTION_KEYS}
@@ -207,9 +195,11 @@ class LeanOpenAIClient:
                 _("The provider did not answer in time."), transient=True, code="timeout"
             ) from exc
         except aiohttp.ClientError as exc:
-            blocked = _blocked_cause(exc)
-            if blocked is not None:
-                raise blocked from None
+            # The resolver's refusal arrives wrapped; the resilience layer's own
+            # translation finds it in the chain (``blocked_url``).
+            known = to_provider_error(exc, secrets=self.secrets)
+            if known is not None:
+                raise known from None
             raise ProviderError(
                 _("Could not connect to the provider."), transient=True, code="connection_error"
             ) from exc
@@ -220,10 +210,14 @@ class LeanOpenAIClient:
                 raw = b""
             finally:
                 response.release()
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
             raise status_error(
                 response.status,
                 retry_after=parse_retry_after(response.headers),
-                detail=_body_message(raw),
+                detail=body_message(body),
                 secrets=self.secrets,
             )
         return _ChunkStream(response, self.secrets)
@@ -232,16 +226,3 @@ class LeanOpenAIClient:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         await self.sdk.close()
-
-
-def _blocked_cause(exc: BaseException) -> Exception | None:
-    from integrations.outbound import OutboundBlocked
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, OutboundBlocked):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None

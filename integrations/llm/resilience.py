@@ -90,7 +90,8 @@ def _http_modules() -> list[Any]:
     return [httpx, *([sys.modules["httpx2"]] if "httpx2" in sys.modules else [])]
 
 
-def _body_message(body: Any) -> str:
+def body_message(body: Any) -> str:
+    """The ``error.message`` of a provider's (parsed) error body, else the body as text."""
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict):
@@ -117,7 +118,7 @@ def to_provider_error(exc: BaseException, *, secrets: Iterable[str] = ()) -> Pro
             return status_error(
                 exc.status_code,
                 retry_after=parse_retry_after(getattr(response, "headers", None)),
-                detail=_body_message(getattr(exc, "body", None)),
+                detail=body_message(getattr(exc, "body", None)),
                 secrets=secrets,
             )
         if isinstance(exc, sdk.APITimeoutError):
