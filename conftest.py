@@ -54,6 +54,16 @@ def _embedded_dispatch(settings):
     settings.TASK_DISPATCH = "embedded"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_setting_memo():
+    # A rolled-back test transaction sends no signal: forget remembered system settings.
+    from integrations.system_settings import forget_memo
+
+    forget_memo()
+    yield
+    forget_memo()
+
+
 @pytest.fixture
 def password() -> str:
     return PASSWORD

@@ -362,6 +362,25 @@ SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 # Outbound HTTP policy (provider calls, MCP, webhooks): hosts allowed despite being private.
 OUTBOUND_ALLOWLIST = env_list("OUTBOUND_ALLOWLIST")
+# CPython's GIL switch interval in seconds for Celery workers (Python's default is 0.005):
+# a run hands work between its thread and the shared event loop several times on the way
+# to its first token, and a woken thread may wait that long for the GIL. Not for the web
+# process, whose event loop relays streams: there a shorter interval lets database threads
+# preempt the relay (measured, docs/benchmarks.md).
+WORKER_SWITCH_INTERVAL = float(env_str("WORKER_SWITCH_INTERVAL", "0.001"))
+# Runs: text deltas are flushed (stored + published) at most every RUN_EVENT_FLUSH_INTERVAL
+# seconds per run, and a worker's loop keeps its runs' flushes under
+# RUN_EVENT_FLUSHES_PER_SECOND by stretching that interval (chats.runtime.emitter).
+RUN_EVENT_FLUSH_INTERVAL = float(env_str("RUN_EVENT_FLUSH_INTERVAL", "0.04"))
+RUN_EVENT_FLUSHES_PER_SECOND = float(env_str("RUN_EVENT_FLUSHES_PER_SECOND", "250"))
+# Runs: the model stream holds text back while the emitter would batch it anyway
+# (integrations.llm.openai_stream); off = every chunk goes through as it arrives.
+RUN_STREAM_HOLD = env_bool("RUN_STREAM_HOLD", default=True)
+# The event loop a Celery worker's runs share (chats.runtime.loop): "uvloop" or "asyncio".
+WORKER_EVENT_LOOP = env_str("WORKER_EVENT_LOOP", "uvloop")
+# Seconds a process remembers a system setting it read (integrations.system_settings);
+# another process's change is seen that much later at most. 0 = read the cache every time.
+SYSTEM_SETTINGS_MEMO = float(env_str("SYSTEM_SETTINGS_MEMO", "1.0"))
 
 # --- logging -------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")

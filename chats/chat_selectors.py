@@ -68,6 +68,21 @@ def chat_for(user: User, chat_id: Any) -> Chat:
     return chat
 
 
+def chat_row_for(user: User, chat_id: Any) -> Chat:
+    """Like :func:`chat_for`, without the agent and version and without ordering: what a new
+    turn checks first (status, active branch) is the chat's own row, and the turn reads
+    it again under a lock anyway."""
+    pk = parse_uuid(chat_id)
+    if pk is None or not getattr(user, "is_authenticated", False):
+        raise NotFound()
+    found = list(
+        Chat.objects.filter(pk=pk, user=user).exclude(status=Chat.Status.DELETED).order_by()[:1]
+    )
+    if not found:
+        raise NotFound()
+    return found[0]
+
+
 def message_for(chat: Chat, message_id: Any) -> ChatMessage:
     """A message of ``chat`` (the caller has checked access to the chat)."""
     pk = parse_uuid(message_id)

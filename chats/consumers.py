@@ -350,7 +350,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def on_send_message(self, *, ref: Any, content: str, parent_id: str | None = None):
         turn = await self._db(
             lambda: messaging.chat_message_post(
-                self.user, chat=self._chat(), content=content, parent_id=parent_id, via="websocket"
+                self.user,
+                chat=chat_selectors.chat_row_for(self.user, self.chat_id),
+                content=content,
+                parent_id=parent_id,
+                via="websocket",
             )
         )
         await self._accepted(turn, "send", ref)

@@ -352,11 +352,15 @@ def _run_task() -> Any:
     return run_execute_task
 
 
-def _preflight(user: User, chat: Chat, content: str | None) -> str | None:
-    """Every check that needs no lock, in the order a user would want them reported."""
+def _preflight(
+    user: User, chat: Chat, content: str | None, *, idle_check: bool = True
+) -> str | None:
+    """Every check that needs no lock, in the order a user would want them reported
+    (``idle_check=False``: a chat just created, where no answer can be in progress)."""
     _check_active(chat)
     checked = _check_content(content) if content is not None else None
-    _check_idle(chat)
+    if idle_check:
+        _check_idle(chat)
     runs_check_capacity(user)
     return checked
 
@@ -371,37 +375,53 @@ def _store_turn(
     action: str,
     request: Any,
     via: str,
+    held: Chat | None = None,
 ) -> ChatTurn:
-    """Store (user message,) run and placeholder in one transaction; dispatch on commit."""
+    """Store (user message,) run and placeholder in one transaction; dispatch on commit.
+    ``held``: the chat, created in the caller's still open transaction (nothing to lock
+    or check again)."""
     now = timezone.now()
     with transaction.atomic():
-        chat = (
-            Chat.objects.select_for_update()
-            .select_related("agent_version", "agent")
-            .filter(pk=chat_id, user=user)
-            .first()
-        )
-        if chat is None:
-            raise NotFound()
-        _check_active(chat)  # again, under the lock
-        _check_idle(chat)
-        added = 1
-        if user_message is None:
-            user_message = ChatMessage.objects.create(
-                chat=chat, parent_id=parent_id, role=ChatMessage.Role.USER, content=text
+        if held is not None:
+            chat = held
+        else:
+            chat = (
+                Chat.objects.select_for_update()
+                .select_related("agent_version", "agent")
+                .filter(pk=chat_id, user=user)
+                .first()
             )
-            added = 2
+            if chat is None:
+                raise NotFound()
+            _check_active(chat)  # again, under the lock
+            _check_idle(chat)
+        # Ids chosen here, so the run and both messages are two INSERTs (the foreign keys
+        # between them are checked at commit), not four statements.
+        new_messages: list[ChatMessage] = []
+        if user_message is None:
+            user_message = ChatMessage(
+                id=uuid.uuid4(),
+                chat=chat,
+                parent_id=parent_id,
+                role=ChatMessage.Role.USER,
+                content=text,
+            )
+            new_messages.append(user_message)
+        added = len(new_messages) + 1
         source = Run.Source.TEST if chat.is_test else Run.Source.CHAT
+        assistant_id = uuid.uuid4()
         run = Run.objects.create(
             user=user,
             agent_id=chat.agent_id,
             agent_version_id=chat.agent_version_id,
             chat=chat,
             user_message=user_message,
+            assistant_message_id=assistant_id,
             source=source,
             input={"text": text, "context": {}},
         )
-        assistant = ChatMessage.objects.create(
+        assistant = ChatMessage(
+            id=assistant_id,
             chat=chat,
             parent=user_message,
             role=ChatMessage.Role.ASSISTANT,
@@ -410,7 +430,8 @@ def _store_turn(
             run=run,
             agent_version_id=chat.agent_version_id,
         )
-        Run.objects.filter(pk=run.pk).update(assistant_message=assistant)
+        new_messages.append(assistant)
+        ChatMessage.objects.bulk_create(new_messages)
         run.assistant_message = assistant
         context = {**(chat.context or {}), chat_selectors.ACTIVE_LEAF_KEY: str(assistant.pk)}
         fields: dict[str, Any] = {
@@ -451,9 +472,30 @@ def chat_message_post(
     parent_id: Any = None,
     request: Any = None,
     via: str = "",
+    new_chat: bool = False,
 ) -> ChatTurn:
     """Send a user message: it continues the active branch, or follows ``parent_id`` (an
-    answer of this chat) to continue an earlier point of the conversation."""
+    answer of this chat) to continue an earlier point of the conversation.
+
+    ``new_chat``: ``chat`` was created in the caller's transaction, which still holds it
+    (``chat_create``, with its agent and version), and has only what the caller put in it
+    (e.g. imported history ending at ``parent_id``). No answer can be in progress and the
+    parent is the caller's own, so those reads are skipped — five queries of a request to
+    the OpenAI-compatible endpoint."""
+    if new_chat:
+        text = _preflight(user, chat, content, idle_check=False)
+        _check_rate(user)
+        return _store_turn(
+            user,
+            chat_id=chat.pk,
+            parent_id=parent_id or None,
+            text=text,
+            user_message=None,
+            action="message",
+            request=request,
+            via=via,
+            held=chat,
+        )
     text = _preflight(user, chat, content)
     if parent_id not in (None, ""):
         parent = chat_selectors.message_for(chat, parent_id)

@@ -408,8 +408,9 @@ class Started:
         return not self.request.chat_ref
 
 
-def _open_chat(user: User, req: CompletionRequest, drf_request: Any) -> tuple[Chat, Any]:
-    """The chat of this request and the parent of its new message."""
+def _open_chat(user: User, req: CompletionRequest, drf_request: Any) -> tuple[Chat, Any, bool]:
+    """The chat of this request, the parent of its new message, and whether the chat was
+    created for it."""
     agent, version = resolve_model(user, req.model)
     if req.chat_ref and req.chat_ref != NEW_CHAT:
         if parse_uuid(req.chat_ref) is None:
@@ -422,7 +423,7 @@ def _open_chat(user: User, req: CompletionRequest, drf_request: Any) -> tuple[Ch
             raise OpenAIError(404, _("There is no such chat."), param=CHAT_HEADER) from None
         if chat.agent_id != agent.pk or (version and version.pk != chat.agent_version_id):
             raise OpenAIError(400, _("This chat is with another agent or version."), param="model")
-        return chat, None
+        return chat, None, False
     try:
         chat = messaging.chat_create(
             user,
@@ -433,7 +434,7 @@ def _open_chat(user: User, req: CompletionRequest, drf_request: Any) -> tuple[Ch
     except (NotFound, PermissionDenied):
         raise model_not_found(req.model) from None
     parent = chat_history_import(user, chat=chat, turns=req.history, request=drf_request)
-    return chat, parent
+    return chat, parent, True
 
 
 def start_completion(request: HttpRequest) -> Started:
@@ -444,7 +445,7 @@ def start_completion(request: HttpRequest) -> Started:
     try:
         # One transaction: a refused message (a limit) leaves no empty chat behind.
         with transaction.atomic():
-            chat, parent = _open_chat(user, req, drf_request)
+            chat, parent, created = _open_chat(user, req, drf_request)
             turn = messaging.chat_message_post(
                 user,
                 chat=chat,
@@ -452,6 +453,7 @@ def start_completion(request: HttpRequest) -> Started:
                 parent_id=parent.pk if parent is not None else None,
                 request=drf_request,
                 via="openai",
+                new_chat=created,
             )
     except DomainError as exc:
         raise from_domain(exc) from None

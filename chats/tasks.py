@@ -34,8 +34,10 @@ def _preload_runtime(**_kwargs) -> None:
     """Import AgentScope in the worker's main process before the pool forks, so every
     child shares it and no run pays the ~1.7 s import."""
     from chats.runtime.builder import ensure_agentscope
+    from chats.runtime.loop import apply_switch_interval
 
     ensure_agentscope()
+    apply_switch_interval()
 
 
 @shared_task(

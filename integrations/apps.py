@@ -15,3 +15,15 @@ class IntegrationsConfig(AppConfig):
         # Fail at start-up, not at the first encryption, when SECRET_KEYS or SECRET_CIPHER
         # is wrong (the error names key ids, never key material).
         secrets.get_keyring()
+
+        from django.db.models.signals import post_delete, post_save
+
+        from integrations.models import SystemSetting
+        from integrations.system_settings import forget_memo
+
+        def changed(sender, instance, **kwargs) -> None:
+            forget_memo(instance.key)
+
+        # Any write of a row in this process (the admin, a test) forgets the memo at once.
+        post_save.connect(changed, sender=SystemSetting, weak=False, dispatch_uid="setting-memo")
+        post_delete.connect(changed, sender=SystemSetting, weak=False, dispatch_uid="setting-memo")

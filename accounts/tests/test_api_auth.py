@@ -205,6 +205,7 @@ def test_failed_login_is_audited_without_the_password(api_client, user):
     assert "wrong-password-xyz" not in all_audit_text()
 
 
+@pytest.mark.usefixtures("throttle_clock")
 def test_login_is_throttled_after_repeated_failures(api_client, user, other_user, settings):
     settings.LOGIN_THROTTLE_RATE = "3/min"
     failures = [login(api_client, "alice", "wrong").status_code for _ in range(3)]
@@ -228,6 +229,7 @@ def test_successful_logins_are_not_throttled(api_client, user, settings):
     assert statuses == [200, 200, 200, 200]
 
 
+@pytest.mark.usefixtures("throttle_clock")
 def test_one_address_guessing_many_names_is_throttled(api_client, db, settings):
     settings.LOGIN_THROTTLE_RATE = "1/min"  # five failures per address and minute overall
 

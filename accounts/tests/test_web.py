@@ -135,6 +135,7 @@ def test_inactive_user_gets_the_same_login_message(client, user, password):
     assert response.context["form"].non_field_errors() == [ONE_LOGIN_ERROR]
 
 
+@pytest.mark.usefixtures("throttle_clock")
 def test_login_is_throttled_after_ten_failures(client, user, password):
     for _attempt in range(10):
         assert _login(client, "alice", "wrong-password").status_code == 200
@@ -145,6 +146,7 @@ def test_login_is_throttled_after_ten_failures(client, user, password):
     assert "_auth_user_id" not in client.session
 
 
+@pytest.mark.usefixtures("throttle_clock")
 def test_login_throttle_is_per_login_name(client, user, other_user, password):
     for _attempt in range(10):
         _login(client, "alice", "wrong-password")

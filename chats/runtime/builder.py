@@ -154,20 +154,33 @@ class RunContext:
     user: Any
     step_offset: int = 0
     variables: dict[str, str] = field(default_factory=dict)
+    # The user's own key for the model's provider (None: they have none), when the claim
+    # loaded it; by default not loaded, and the key resolution reads it.
+    own_key: Any = field(default_factory=lambda: _key_not_loaded())
 
     @property
     def model_config(self) -> dict[str, Any]:
         return self.config.get("model") or {}
 
 
-def resolve_llm_model(config: dict[str, Any]) -> Any:
-    """The version's model, or the platform default when it names none."""
+def _key_not_loaded() -> Any:
+    from integrations.llm.base import KEY_NOT_LOADED
+
+    return KEY_NOT_LOADED
+
+
+def resolve_llm_model(config: dict[str, Any], *, loaded: Any = None) -> Any:
+    """The version's model, or the platform default when it names none. ``loaded``: the
+    model row already read with the run (used when it is the one the config names)."""
     from integrations.models import LLMModel
     from integrations.selectors import default_llm_model
 
     model_id = (config.get("model") or {}).get("llm_model_id")
     if model_id:
-        llm = LLMModel.objects.filter(pk=model_id).first()
+        if loaded is not None and str(loaded.pk) == str(model_id):
+            llm = loaded
+        else:
+            llm = LLMModel.objects.filter(pk=model_id).first()
         if llm is None:
             raise RunFailure(
                 "model_not_found", _("The model this agent is configured with no longer exists.")
@@ -268,10 +281,15 @@ def prepare(run: Run | str) -> RunContext:
     saves a query on the way to the first token."""
     if not isinstance(run, Run):
         run = Run.objects.select_related(*RUN_RELATIONS).defer(*RUN_DEFERRED).get(pk=run)
+    from chats.runtime import claim_sql
+
     config = normalize_config(run.agent_version.config or {})
     if not isinstance(config, dict):
         raise RunFailure("invalid_config", _("The agent's configuration is not valid."))
-    llm_model = resolve_llm_model(config)
+    llm_model = resolve_llm_model(
+        config,
+        loaded=claim_sql.preloaded_llm_model(run, (config.get("model") or {}).get("llm_model_id")),
+    )
     memory = config.get("memory") or {}
     history, user_text = conversation_path(run, int(memory.get("window") or 20))
     if not user_text.strip():
@@ -308,6 +326,7 @@ def prepare(run: Run | str) -> RunContext:
         user=user,
         step_offset=RunStep.objects.filter(run_id=run.id).count() if run.attempt > 1 else 0,
         variables=variables,
+        own_key=claim_sql.preloaded_provider_key(run, llm_model.provider_type),
     )
 
 
@@ -328,6 +347,7 @@ def build_chat_model_sync(ctx: RunContext, *, shared_on: Any = None) -> Any:
             params=model.get("params") or {},
             stream=bool(model.get("stream", True)),
             shared_on=shared_on,
+            own_key=ctx.own_key,
         )
     except ProviderError as exc:
         raise RunFailure(exc.code, exc.message, transient=exc.transient) from None

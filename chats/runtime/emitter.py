@@ -161,6 +161,14 @@ class RunEmitter:
         budget = control.setting("RUN_EVENT_FLUSHES_PER_SECOND", 250.0)
         return max(self.flush_interval, _active.get(self._loop, 1) / budget)
 
+    def downstream_wait(self) -> float:
+        """Seconds a text delta emitted now would wait before its batch is flushed (0 for
+        the first delta of a message, which goes out at once). The model stream holds
+        text back for that long (``integrations.llm.openai_stream.stream_hold``)."""
+        if self._loop is None or not self._started_streams:
+            return 0.0
+        return max(0.0, self._last_flush + self._interval() - self._loop.time())
+
     def emit(self, event: dict[str, Any]) -> None:
         self._queue.put_nowait(event)
         if _delta_key(event) is None:

@@ -50,6 +50,7 @@ from enum import StrEnum
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import DateTimeField, F, Max, Value
 from django.db.models.functions import Coalesce
@@ -85,13 +86,24 @@ class Claim:
 
 
 def claim_run(run_id: str) -> Claim:
+    from chats.runtime import claim_sql
+
     now = timezone.now()
-    claimed = Run.objects.filter(pk=run_id, status=Run.Status.PENDING).update(
-        status=Run.Status.RUNNING,
-        attempt=F("attempt") + 1,
-        started_at=Coalesce("started_at", Value(now, output_field=DateTimeField())),
-        heartbeat_at=now,
-    )
+    if claim_sql.supported():
+        # One statement: the conditional UPDATE and everything the run needs to start.
+        run = claim_sql.claim_and_load(run_id, now=now)
+        if run is not None:
+            if run.attempt > 1:
+                run.last_seq = RunEvent.objects.filter(run=run).aggregate(m=Max("seq"))["m"] or 0
+            return Claim(Outcome.CLAIMED, run)
+        claimed = 0
+    else:
+        claimed = Run.objects.filter(pk=run_id, status=Run.Status.PENDING).update(
+            status=Run.Status.RUNNING,
+            attempt=F("attempt") + 1,
+            started_at=Coalesce("started_at", Value(now, output_field=DateTimeField())),
+            heartbeat_at=now,
+        )
     if not claimed:
         run = Run.objects.filter(pk=run_id).first()
         if run is None:
@@ -326,7 +338,18 @@ class Execution:
             from chats.runtime.strategies import strategy_for
 
             self.strategy = strategy_for(self.ctx, self.chat_model, self.translator)
-            return await self._supervise(asyncio.ensure_future(self.strategy.run()))
+            from integrations.llm.openai_stream import stream_hold
+
+            # The model stream may hold text back while the emitter would hold it anyway
+            # (RUN_STREAM_HOLD). Reset afterwards: async_to_sync copies context changes
+            # back to the caller.
+            hold = stream_hold.set(
+                self.emitter.downstream_wait if getattr(settings, "RUN_STREAM_HOLD", True) else None
+            )
+            try:
+                return await self._supervise(asyncio.ensure_future(self.strategy.run()))
+            finally:
+                stream_hold.reset(hold)
         except RunFailure as exc:
             return self._failure(exc.code, exc.message, exc.transient, exc.retry_after)
         except ProviderError as exc:

@@ -622,3 +622,34 @@ def test_json_export_lists_the_branch_with_versions(user, chat, answered):
 def test_an_unknown_export_format_is_refused(user, chat):
     with pytest.raises(ValidationFailed):
         messaging.chat_export(user, chat=chat, fmt="pdf")
+
+
+def test_a_turn_stores_its_run_and_messages_in_two_inserts(user, chat):
+    """The ids are chosen up front, so the run, the user message and the placeholder are
+    two INSERTs; the foreign keys between them hold once the transaction commits."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        turn = messaging.chat_message_post(user, chat=chat, content="Hello")
+
+    inserts = [q["sql"] for q in captured.captured_queries if q["sql"].startswith("INSERT")]
+    assert sum('"chats_run"' in sql for sql in inserts) == 1
+    assert sum('"chats_chatmessage"' in sql for sql in inserts) == 1
+    run = Run.objects.get(pk=turn.run.pk)
+    assert (run.user_message_id, run.assistant_message_id) == (
+        turn.user_message.pk,
+        turn.assistant_message.pk,
+    )
+    assert ChatMessage.objects.get(pk=turn.assistant_message.pk).run_id == run.pk
+    assert turn.user_message.created_at <= turn.assistant_message.created_at
+
+
+def test_the_chat_row_for_a_turn_is_the_users_own_and_not_deleted(user, other_user, chat):
+    assert chat_selectors.chat_row_for(user, chat.pk).pk == chat.pk
+    for who, chat_id in ((other_user, chat.pk), (user, "not-a-uuid"), (user, uuid.uuid4())):
+        with pytest.raises(NotFound):
+            chat_selectors.chat_row_for(who, chat_id)
+    messaging.chat_delete(user, chat=chat)
+    with pytest.raises(NotFound):
+        chat_selectors.chat_row_for(user, chat.pk)

@@ -183,3 +183,30 @@ def test_a_worker_killed_before_the_first_token_is_retried_and_completes(
         "Recovered answer.",
     )
     assert stored(run)[-1]["type"] == "RUN_FINISHED"
+
+
+def test_the_gil_switch_interval_is_set_from_settings(settings):
+    import sys
+
+    from chats.runtime.loop import apply_switch_interval
+
+    before = sys.getswitchinterval()
+    try:
+        settings.WORKER_SWITCH_INTERVAL = 0.002
+        apply_switch_interval()
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+        settings.WORKER_SWITCH_INTERVAL = 0  # 0: leave Python's own
+        apply_switch_interval()
+        assert sys.getswitchinterval() == pytest.approx(0.002)
+    finally:
+        sys.setswitchinterval(before)
+
+
+def test_a_context_built_without_the_users_key_leaves_it_to_the_key_resolution():
+    import dataclasses
+
+    from chats.runtime.builder import RunContext
+    from integrations.llm.base import KEY_NOT_LOADED
+
+    (own_key,) = [f for f in dataclasses.fields(RunContext) if f.name == "own_key"]
+    assert own_key.default_factory() is KEY_NOT_LOADED  # not None: "the user has no key"

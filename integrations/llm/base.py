@@ -323,14 +323,26 @@ class Credentials:
     source: str  # "user", "model", "env" or "" (none)
 
 
-def resolve_credentials(model: LLMModel, *, user: User | None) -> Credentials:
+# ``own_key`` of the functions below when the caller has not loaded the user's key.
+KEY_NOT_LOADED: Any = object()
+
+
+def resolve_credentials(
+    model: LLMModel, *, user: User | None, own_key: Any = KEY_NOT_LOADED
+) -> Credentials:
     """The key (and endpoint) a call for ``user`` uses: user's key → model's key → env var.
 
     A user's own key may come with their own endpoint (e.g. their Azure resource); it then
-    replaces the model's base URL, because the key is only valid there.
+    replaces the model's base URL, because the key is only valid there. ``own_key``: the
+    user's ``UserProviderKey`` for the model's provider type (or None: they have none)
+    when the caller already loaded it (the runtime's claim does).
     """
     if user is not None and getattr(user, "is_authenticated", False):
-        own = UserProviderKey.objects.filter(user=user, provider_type=model.provider_type).first()
+        own = own_key
+        if own is KEY_NOT_LOADED:
+            own = UserProviderKey.objects.filter(
+                user=user, provider_type=model.provider_type
+            ).first()
         if own is not None and own.api_key:
             return Credentials(
                 api_key=own.api_key, base_url=own.base_url or model.base_url, source="user"
@@ -356,10 +368,11 @@ def provider_config_for(
     params: dict[str, Any] | None = None,
     stream: bool = True,
     require_key: bool = True,
+    own_key: Any = KEY_NOT_LOADED,
 ) -> ProviderConfig:
     """Resolve the key and merge the overrides over the model's defaults."""
     provider = get_provider(model.provider_type)
-    creds = resolve_credentials(model, user=user)
+    creds = resolve_credentials(model, user=user, own_key=own_key)
     if require_key and provider.needs_key and not creds.api_key:
         raise ProviderError(
             _("No API key is configured for %(model)s.") % {"model": model.display_name},
@@ -395,6 +408,7 @@ def build_chat_model(
     params: dict[str, Any] | None = None,
     stream: bool = True,
     shared_on: Any = None,
+    own_key: Any = KEY_NOT_LOADED,
 ) -> Any:
     """An AgentScope chat model for ``model`` (see the module docstring).
 
@@ -416,6 +430,7 @@ def build_chat_model(
         max_tokens=max_tokens,
         params=params,
         stream=stream,
+        own_key=own_key,
     )
     if shared_on is not None:
         return _shared_model(shared_on, config)

@@ -155,3 +155,105 @@ def test_an_inactive_model_is_refused_even_when_a_shared_one_exists(fake_llm, us
         loop.close()
 
     assert info.value.code == "model_inactive"
+
+
+# --- holding text back while it would wait downstream -------------------------------------
+
+
+def _chunk(delta: dict, **choice) -> bytes:
+    return json.dumps(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None, **choice}],
+        }
+    ).encode()
+
+
+def test_consecutive_text_chunks_merge_and_nothing_else_does():
+    from integrations.llm.openai_stream import merge_text
+
+    tool = {"tool_calls": [{"index": 0, "id": "t1", "function": {"name": "f", "arguments": ""}}]}
+    chunks = [
+        parse_chunk(_chunk({"content": "a"})),
+        parse_chunk(_chunk({"content": "b"})),
+        parse_chunk(_chunk(tool)),
+        parse_chunk(_chunk({"content": "c"})),
+        parse_chunk(_chunk({"content": "d"}, finish_reason="stop")),
+        parse_chunk(_chunk({"content": "e", "reasoning_content": "hm"})),
+        parse_chunk(_chunk({"content": "f"})),
+    ]
+
+    merged = merge_text(chunks)
+
+    assert [c.choices[0].delta.content for c in merged] == ["ab", None, "c", "d", "e", "f"]
+    assert merged[1].choices[0].delta.tool_calls[0].id == "t1"
+    assert merged[3].choices[0].finish_reason == "stop"
+
+
+def _stream_pieces(fake_llm, user, hold) -> tuple[list[str], float, float]:
+    """The text of each chunk the lean client yields, its time to the first chunk and the
+    whole stream's time, with ``stream_hold`` set to ``hold``."""
+    from integrations.llm.openai_stream import stream_hold
+
+    chat_model = build_chat_model(_model(fake_llm), user=user)
+
+    async def go():
+        import time
+
+        stream_hold.set(hold)
+        pieces: list[str] = []
+        start = time.perf_counter()
+        first = None
+        try:
+            response = await chat_model.client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            async with response as stream:
+                async for chunk in stream:
+                    text = chunk.choices[0].delta.content if chunk.choices else None
+                    if text:
+                        first = first or time.perf_counter() - start
+                        pieces.append(text)
+        finally:
+            await aclose_chat_model(chat_model)
+        return pieces, first, time.perf_counter() - start
+
+    return asyncio.run(go())
+
+
+def test_text_is_held_while_it_would_wait_downstream_and_the_first_piece_is_not(fake_llm, user):
+    fake_llm.queue(Reply(token_count=20, token_delay=0.005, first_token_delay=0.01))
+    pieces, _first, _total = _stream_pieces(fake_llm, user, hold=lambda: 0.03)
+
+    assert "".join(pieces) == "".join(f"t{i} " for i in range(20))
+    assert pieces[0] == "t0 "  # the first text goes on at once
+    assert len(pieces) <= 8  # 20 pieces 5 ms apart, held 30 ms at a time
+
+
+def test_without_a_hold_every_piece_goes_on_as_it_came(fake_llm, user):
+    fake_llm.queue(Reply(token_count=20, token_delay=0.005))
+    pieces, _first, _total = _stream_pieces(fake_llm, user, hold=None)
+
+    assert pieces == [f"t{i} " for i in range(20)]
+
+
+def test_a_hold_that_fails_is_ignored(fake_llm, user):
+    def broken() -> float:
+        raise RuntimeError("no emitter")
+
+    fake_llm.queue(Reply(token_count=5, token_delay=0.002))
+    pieces, _first, _total = _stream_pieces(fake_llm, user, hold=broken)
+
+    assert "".join(pieces) == "".join(f"t{i} " for i in range(5))
+
+
+def test_the_end_of_the_answer_is_not_held(fake_llm, user):
+    # Held text waits for at most the hold, and not at all once the end shows up.
+    fake_llm.queue(Reply(token_count=10, token_delay=0.005))
+    pieces, _first, total = _stream_pieces(fake_llm, user, hold=lambda: 2.0)
+
+    assert "".join(pieces) == "".join(f"t{i} " for i in range(10))
+    assert total < 1.0

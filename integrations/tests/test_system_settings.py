@@ -232,3 +232,84 @@ def test_admin_add_goes_through_the_service(client, admin_user):
     assert response.status_code == 302
     assert setting_get("max-sessions-per-user") == 25
     assert AuditLog.objects.get(action="system_setting.set").actor == admin_user
+
+
+# --- the per-process memo -------------------------------------------------------------------
+
+
+class _CountingCache:
+    """Counts reads of the shared cache (what the memo saves)."""
+
+    def __init__(self, monkeypatch) -> None:
+        from integrations import system_settings
+
+        self.reads = 0
+        real = system_settings.cache.get
+
+        def get(*args, **kwargs):
+            self.reads += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(system_settings.cache, "get", get)
+
+
+@pytest.mark.django_db
+def test_a_process_remembers_a_setting_for_a_moment(admin_user, monkeypatch, settings):
+    settings.SYSTEM_SETTINGS_MEMO = 60
+    setting_set(admin_user, key="max-sessions-per-user", value=50)
+    counting = _CountingCache(monkeypatch)
+
+    assert [setting_get("max-sessions-per-user") for _ in range(5)] == [50] * 5
+    assert counting.reads == 1
+
+
+@pytest.mark.django_db
+def test_the_memo_can_be_turned_off(admin_user, monkeypatch, settings):
+    settings.SYSTEM_SETTINGS_MEMO = 0
+    setting_set(admin_user, key="max-sessions-per-user", value=50)
+    counting = _CountingCache(monkeypatch)
+
+    for _ in range(3):
+        setting_get("max-sessions-per-user")
+
+    assert counting.reads == 3
+
+
+@pytest.mark.django_db
+def test_a_change_in_this_process_is_seen_at_once(
+    admin_user, settings, django_capture_on_commit_callbacks
+):
+    settings.SYSTEM_SETTINGS_MEMO = 60
+    setting_set(admin_user, key="max-sessions-per-user", value=50)
+    assert setting_get("max-sessions-per-user") == 50
+
+    with django_capture_on_commit_callbacks(execute=True):
+        setting_set(admin_user, key="max-sessions-per-user", value=80)
+    assert setting_get("max-sessions-per-user") == 80
+
+    # A row written directly (the admin's model form, a data migration) forgets it too.
+    row = SystemSetting.objects.get(key="max-sessions-per-user")
+    row.value = 90
+    row.save()
+    cache.clear()
+    assert setting_get("max-sessions-per-user") == 90
+    row.delete()
+    cache.clear()
+    assert setting_get("max-sessions-per-user", 7) == 7
+
+
+@pytest.mark.django_db
+def test_another_process_change_is_seen_once_the_memo_expires(admin_user, settings):
+    import time
+
+    settings.SYSTEM_SETTINGS_MEMO = 0.2
+    setting_set(admin_user, key="max-sessions-per-user", value=50)
+    assert setting_get("max-sessions-per-user") == 50
+    # Another process changes it: the shared cache is invalidated, this process's memo
+    # is not (no signal reaches us).
+    SystemSetting.objects.filter(key="max-sessions-per-user").update(value=60)
+    cache.clear()
+    assert setting_get("max-sessions-per-user") == 50
+
+    time.sleep(0.25)
+    assert setting_get("max-sessions-per-user") == 60

@@ -15,13 +15,16 @@ class Command(BaseCommand):
     help = "Create demo users, the offline demo model and a demo catalogue (idempotent)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--force", action="store_true",
-                            help="Allow seeding a production database.")
+        parser.add_argument(
+            "--force", action="store_true", help="Allow seeding a production database."
+        )
 
     def handle(self, *args, force: bool = False, **options) -> None:
         if not settings.EMBEDDED_DATABASE and not settings.DEBUG and not force:
-            raise CommandError("Refusing to load demo data into a production database "
-                               "(use --force if you really mean it).")
+            raise CommandError(
+                "Refusing to load demo data into a production database "
+                "(use --force if you really mean it)."
+            )
         seed_demo_users()
         self.stdout.write("demo users: " + ", ".join(u[0] for u in DEMO_USERS))
         for label, dotted in [
