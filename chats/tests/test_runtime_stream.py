@@ -312,9 +312,7 @@ def test_deltas_are_batched_not_one_event_or_row_per_token(
     assert run.output == "".join(f"t{i} " for i in range(200))
 
 
-def test_the_model_stream_holds_text_while_the_emitter_would(
-    user, fake_llm, monkeypatch, settings
-):
+def test_the_model_stream_holds_text_while_the_emitter_would(user, fake_llm, monkeypatch, settings):
     """Text the emitter would batch anyway reaches AgentScope as fewer, longer chunks."""
     from agentscope.model import OpenAIChatModel
 
