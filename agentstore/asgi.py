@@ -1,5 +1,9 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
+The token-authenticated streaming API under ``/v1/`` goes through a lean Django handler
+whose middleware never leaves the event loop (``agentstore.lean_asgi``); the rest of
+HTTP through the full middleware stack.
+
 The wrapper records the server's event loop so embedded-mode background work
 (``agentstore.dispatch``) can be scheduled on it, and answers the lifespan protocol.
 """
@@ -20,8 +24,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket_auth import OriginOrTokenValidator, WebSocketAuthMiddleware  # noqa: E402
 from agentstore import dispatch  # noqa: E402
+from agentstore.lean_asgi import LeanASGIHandler, is_lean  # noqa: E402
 from agentstore.routing import websocket_urlpatterns  # noqa: E402
 from chats.runtime.recovery import start_embedded_sweeper  # noqa: E402
+
+lean_app = LeanASGIHandler()
 
 router = ProtocolTypeRouter(
     {
@@ -63,4 +70,6 @@ async def application(scope, receive, send):
         from chats import mcp_server  # the MCP endpoint (an ASGI app of the mcp SDK)
 
         return await mcp_server.app(scope, receive, send)
+    if is_lean(scope):
+        return await lean_app(scope, receive, send)
     return await router(scope, receive, send)

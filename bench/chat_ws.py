@@ -449,16 +449,21 @@ def teardown(bench: Bench) -> None:
 # --- run timestamps (where the time goes) ------------------------------------------------------
 
 
-def run_stamps(bench: Bench, run_ids: list[str]) -> dict[str, tuple[float, float, float | None]]:
-    """run id → (created, started, first token) as UNIX times, from the run rows."""
+def run_stamps(
+    bench: Bench, run_ids: list[str]
+) -> dict[str, tuple[float, float, float | None, float | None]]:
+    """run id → (created, started, first token, first text event stored) as UNIX times,
+    from the run rows and their events."""
     import psycopg
 
     if not run_ids:
         return {}
     with psycopg.connect(bench.env["DATABASE_URL"]) as conn:
         rows = conn.execute(
-            "SELECT id::text, created_at, started_at, first_token_at FROM chats_run "
-            "WHERE id = ANY(%s::uuid[])",
+            "SELECT r.id::text, r.created_at, r.started_at, r.first_token_at, "
+            "(SELECT min(e.created_at) FROM chats_runevent e WHERE e.run_id = r.id "
+            "AND e.type = 'TEXT_MESSAGE_CONTENT') FROM chats_run r "
+            "WHERE r.id = ANY(%s::uuid[])",
             (run_ids,),
         ).fetchall()
     return {
@@ -466,6 +471,7 @@ def run_stamps(bench: Bench, run_ids: list[str]) -> dict[str, tuple[float, float
             row[1].timestamp(),
             row[2].timestamp() if row[2] else float("nan"),
             row[3].timestamp() if row[3] else None,
+            row[4].timestamp() if row[4] else None,
         )
         for row in rows
     }
@@ -621,18 +627,27 @@ async def measure_ws(bench: Bench, concurrency: int, rounds: int, span: float) -
     return samples
 
 
-def breakdown(bench: Bench, samples: list[Sample]) -> dict[str, float]:
-    """p50 of each leg, in seconds, from the client clock and the run rows."""
+def breakdown(bench: Bench, samples: list[Sample], q: float = 0.5) -> dict[str, float]:
+    """A percentile (``q``) of each leg, in seconds, from the client clock, the run rows and
+    the stored events."""
     stamps = run_stamps(bench, [s.run_id for s in samples if s.run_id])
-    legs: dict[str, list[float]] = {"accept": [], "queue": [], "model": [], "deliver": []}
+    legs: dict[str, list[float]] = {
+        "accept": [],
+        "queue": [],
+        "model": [],
+        "store": [],
+        "relay": [],
+    }
     for s in samples:
-        created, started, token = stamps.get(s.run_id, (float("nan"),) * 3)
+        created, started, token, stored = stamps.get(s.run_id, (float("nan"),) * 4)
         legs["accept"].append(created - s.sent)  # client → run row stored (web process)
         legs["queue"].append(started - created)  # → claimed by a worker (Celery hop)
         if token is not None:
             legs["model"].append(token - started)  # → first token from the model
-            legs["deliver"].append(s.first_at - token)  # → frame on the client
-    return {name: pct(values, 0.5) for name, values in legs.items()}
+            if stored is not None:
+                legs["store"].append(stored - token)  # → its event stored (worker)
+                legs["relay"].append(s.first_at - stored)  # → frame on the client
+    return {name: pct(values, q) for name, values in legs.items()}
 
 
 def print_level(
@@ -663,6 +678,19 @@ def print_level(
     return row
 
 
+def print_legs(bench: Bench, samples: list[Sample], what: str) -> dict[str, float]:
+    """Prints the p50 and p95 of each leg; returns the p50s."""
+    legs = breakdown(bench, samples)
+    for label, values in (("p50", legs), ("p95", breakdown(bench, samples, 0.95))):
+        print(
+            f"         {label} legs: client→run stored {{accept}} ms, →worker claim {{queue}} ms, "
+            f"→first model token {{model}} ms, →its event stored {{store}} ms, "
+            f"→{what} on client {{relay}} ms".format(**{k: ms(v) for k, v in values.items()}),
+            flush=True,
+        )
+    return legs
+
+
 async def part_a(bench: Bench) -> list[dict]:
     print("(a) WebSocket chats vs the fake model directly", flush=True)
     tokens, delay = FAKES["ws"]
@@ -673,15 +701,7 @@ async def part_a(bench: Bench) -> list[dict]:
         direct = await measure_direct(bench.fakes["ws"], concurrency, bench.args.rounds, span)
         through = await measure_ws(bench, concurrency, bench.args.rounds, span)
         row = print_level("ws", concurrency, direct, through, tokens)
-        legs = breakdown(bench, through)
-        row["legs"] = legs
-        print(
-            "         p50 legs: client→run stored {accept} ms, →worker claim {queue} ms, "
-            "→first model token {model} ms, →frame on client {deliver} ms".format(
-                **{k: ms(v) for k, v in legs.items()}
-            ),
-            flush=True,
-        )
+        row["legs"] = print_legs(bench, through, "frame")
         rows.append(row)
     return rows
 
@@ -976,15 +996,7 @@ async def part_d(bench: Bench) -> dict:
                 bench, "bench-paced", concurrency, bench.args.rounds, span
             )
             row = print_level("openai", concurrency, direct, through, tokens)
-            legs = breakdown(bench, through)
-            row["legs"] = legs
-            print(
-                "         p50 legs: client→run stored {accept} ms, →worker claim {queue} ms, "
-                "→first model token {model} ms, →chunk on client {deliver} ms".format(
-                    **{k: ms(v) for k, v in legs.items()}
-                ),
-                flush=True,
-            )
+            row["legs"] = print_legs(bench, through, "chunk")
             rows.append(row)
         throughput = []
         for concurrency in bench.args.burst_levels:

@@ -90,6 +90,101 @@ async def _group_send(group: str, message: dict[str, Any]) -> None:
     await get_channel_layer().group_send(group, message)
 
 
+class _Pipeline:
+    """PUBLISH commands of every publisher on one event loop, sent as Redis pipelines.
+
+    channels-redis publishes one message per round trip, under a lock per Redis host: a
+    worker loop streaming many runs queues its publishes behind each other's round trips.
+    Here every message the loop's publishers hand in while a pipeline is in flight goes out
+    in the next one — one round trip for all of them, in the order they were handed in
+    (so each run's events stay in order). Used for the channels-redis pub/sub layer only;
+    the wire format is that layer's own (its group channel names and serializer), so its
+    subscribers in the web processes receive the messages unchanged.
+    """
+
+    def __init__(self, loop_layer: Any) -> None:
+        self._layer = loop_layer
+        self._pending: list[tuple[Any, str, bytes]] = []
+        self._waiters: list[asyncio.Future] = []
+        self._task: asyncio.Task | None = None
+
+    def send(self, groups: list[str], messages: list[dict[str, Any]]) -> asyncio.Future:
+        serialize = self._layer.channel_layer.serialize
+        for message in messages:
+            data = serialize(message)
+            for group in groups:
+                channel = self._layer._get_group_channel_name(group)  # noqa: SLF001
+                self._pending.append((self._layer._get_shard(channel), channel, data))  # noqa: SLF001
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        if self._task is None:
+            self._task = loop.create_task(self._drain())
+        return waiter
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiters:
+                pending, self._pending = self._pending, []
+                waiters, self._waiters = self._waiters, []
+                error: BaseException | None = None
+                try:
+                    await self._execute(pending)
+                except Exception as exc:  # noqa: BLE001 - handed to every waiter
+                    error = exc
+                for waiter in waiters:
+                    if waiter.done():
+                        continue
+                    if error is None:
+                        waiter.set_result(None)
+                    else:
+                        waiter.set_exception(error)
+        finally:
+            self._task = None
+
+    @staticmethod
+    async def _execute(pending: list[tuple[Any, str, bytes]]) -> None:
+        by_shard: dict[int, tuple[Any, list[tuple[str, bytes]]]] = {}
+        for shard, channel, data in pending:
+            by_shard.setdefault(id(shard), (shard, []))[1].append((channel, data))
+        for shard, items in by_shard.values():
+            shard._ensure_redis()  # noqa: SLF001
+            pipe = shard._redis.pipeline(transaction=False)  # noqa: SLF001
+            for channel, data in items:
+                pipe.publish(channel, data)
+            await pipe.execute()
+
+
+def _pipeline() -> _Pipeline | None:
+    """The running loop's pipeline, when the layer is channels-redis's pub/sub layer."""
+    layer = get_channel_layer()
+    if type(layer).__name__ != "RedisPubSubChannelLayer":
+        return None
+    loop_layer = layer._get_layer()  # noqa: SLF001 - one per loop, as the layer keeps it
+    pipeline = getattr(loop_layer, "_agentstore_pipeline", None)
+    if pipeline is None:
+        pipeline = _Pipeline(loop_layer)
+        loop_layer._agentstore_pipeline = pipeline  # noqa: SLF001
+    return pipeline
+
+
+async def apublish_many(groups: list[str], batch: list[Event]) -> None:
+    """Send each event of ``batch`` to every group in ``groups``, in order, from async code
+    on the loop that owns the layer's connections (a worker loop, or the server loop).
+
+    With the channels-redis pub/sub layer the whole batch — and whatever other runs on
+    this loop publish meanwhile — shares one pipelined round trip (:class:`_Pipeline`);
+    otherwise each event goes through :func:`apublish`."""
+    server = dispatch.server_loop()
+    pipeline = _pipeline() if server is None or server is asyncio.get_running_loop() else None
+    if pipeline is None:
+        for event in batch:
+            for group in groups:
+                await apublish(group, event)
+        return
+    await pipeline.send(groups, [_message(event) for event in batch])
+
+
 async def apublish(group: str, event: Event) -> None:
     """Send ``event`` to ``group`` from async code on any event loop."""
     message = _message(event)

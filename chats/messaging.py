@@ -386,7 +386,9 @@ def _store_turn(
             chat = held
         else:
             chat = (
-                Chat.objects.select_for_update()
+                # Only the chat's row: every chat of an agent joins the same agent and
+                # version rows, and locking those would queue all its chats' turns.
+                Chat.objects.select_for_update(of=("self",))
                 .select_related("agent_version", "agent")
                 .filter(pk=chat_id, user=user)
                 .first()

@@ -396,7 +396,7 @@ def _claim(version_id: str, check_id: str) -> tuple[AgentVersion, dict[str, Any]
     died) may be taken again; anything else (done, superseded, running) is left alone."""
     with transaction.atomic():
         version = (
-            AgentVersion.objects.select_for_update()
+            AgentVersion.objects.select_for_update(of=("self",))
             .select_related("agent")
             .filter(pk=version_id)
             .first()

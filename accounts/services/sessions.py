@@ -79,7 +79,7 @@ def token_refresh(*, refresh_token: str, request: Any = None) -> dict[str, Any]:
     failure: str | None = None
     with transaction.atomic():
         token = (
-            RefreshToken.objects.select_for_update()
+            RefreshToken.objects.select_for_update(of=("self",))
             .select_related("user")
             .filter(token_hash=token_hash)
             .first()

@@ -8,7 +8,8 @@ drains the queue. For each batch it
 2. numbers the events (``seq`` = previous + 1, contiguous from 1 per run),
 3. stores them in one ``bulk_create`` (one database round trip per batch, never per
    token),
-4. publishes each to the run's groups (``chats.events.run_groups``).
+4. publishes them to the run's groups (``chats.events.run_groups``) — with channels-redis,
+   in one pipelined round trip shared with the other runs on the loop.
 
 A batch of pure deltas waits until ~``flush_interval`` (40 ms) after the previous flush,
 so a fast model does not flood the channel layer; any other event (a boundary) flushes at
@@ -53,26 +54,27 @@ DELTA_KEYS = {
 }
 
 
-async def _send(groups: list[str], message: dict[str, Any]) -> None:
-    for group in groups:
-        try:
-            await events.apublish(group, message)
-        except Exception:  # noqa: BLE001 - stored already; clients resume from storage
-            logger.warning("publishing event %s to %s failed", message.get("seq"), group)
+async def _send(groups: list[str], batch: list[dict[str, Any]]) -> None:
+    try:
+        await events.apublish_many(groups, batch)
+    except Exception:  # noqa: BLE001 - stored already; clients resume from storage
+        seqs = f"{batch[0].get('seq')}–{batch[-1].get('seq')}" if batch else ""
+        logger.warning("publishing events %s to %s failed", seqs, groups)
 
 
-async def publish_to_groups(groups: list[str], message: dict[str, Any]) -> None:
-    """Publish ``message`` to ``groups`` in order, from the right loop: the server loop's
-    (embedded; ``events.apublish`` handles it) or the process's shared worker loop, whose
-    channels-redis connection pool lives as long as the process (``runtime.loop``)."""
+async def publish_to_groups(groups: list[str], batch: list[dict[str, Any]]) -> None:
+    """Publish the events of ``batch`` to ``groups`` in order, from the right loop: the
+    server loop's (embedded; ``events`` handles it) or the process's shared worker loop,
+    whose channels-redis connections live as long as the process (``runtime.loop``) and
+    whose runs' publishes share pipelined round trips (``events.apublish_many``)."""
     if dispatch.server_loop() is not None or isinstance(get_channel_layer(), InMemoryChannelLayer):
-        await _send(groups, message)
+        await _send(groups, batch)
         return
     loop = worker_loop()
     if loop is asyncio.get_running_loop():
-        await _send(groups, message)
+        await _send(groups, batch)
         return
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_send(groups, message), loop))
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_send(groups, batch), loop))
 
 
 # Emitters writing on each event loop (the worker loop is shared by a process's runs).
@@ -299,11 +301,14 @@ class RunEmitter:
                     item.future.set_result(None)
                 continue
             try:
-                for seq, payload in item:
-                    await self._publish(seq, payload)
+                await self._publish_batch(item)
             except Exception:  # noqa: BLE001 - never stall flush(); the events are stored
                 logger.exception("run %s: publishing failed", self.run_id)
 
     async def _publish(self, seq: int, payload: dict[str, Any]) -> None:
-        await publish_to_groups(self.groups, events.run_event(self.run_id, seq, payload))
-        self.published += 1
+        await self._publish_batch([(seq, payload)])
+
+    async def _publish_batch(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        batch = [events.run_event(self.run_id, seq, payload) for seq, payload in rows]
+        await publish_to_groups(self.groups, batch)
+        self.published += len(batch)

@@ -132,3 +132,56 @@ def test_publisher_sends_a_batch_from_one_loop_and_closes_its_redis_connections(
     assert loop.is_closed() is True
     assert loop not in layer._layers
     assert received == delivered(numbered(50))
+
+
+async def test_apublish_many_sends_each_event_to_each_group_in_order(in_memory_channel_layer):
+    layer = in_memory_channel_layer
+    first, second = new_group(), new_group()
+    a, b = await join(layer, first), await join(layer, second)
+
+    await events.apublish_many([first, second], numbered(5))
+
+    assert await receive_many(layer, a, 5) == delivered(numbered(5))
+    assert await receive_many(layer, b, 5) == delivered(numbered(5))
+
+
+@pytest.mark.integration
+def test_apublish_many_pipelines_the_publishes_of_a_loop_in_order(monkeypatch):
+    # As on a worker loop: several runs publish batches at once; they share round trips,
+    # and every group still receives every run's events in order.
+    layer = get_channel_layer()
+    assert type(layer).__name__ == "RedisPubSubChannelLayer"
+    groups = [new_group() for _ in range(3)]
+    pipelines: list[int] = []
+    execute = events._Pipeline._execute
+
+    async def counting(pending):
+        pipelines.append(len(pending))
+        await execute(pending)
+
+    monkeypatch.setattr(events._Pipeline, "_execute", staticmethod(counting))
+
+    async def scenario():
+        channels = [await join(layer, group) for group in groups]
+
+        async def run(index: int) -> None:
+            for start in range(0, 40, 8):  # five batches of eight events
+                batch = [{"type": "N", "run": index, "n": n} for n in range(start, start + 8)]
+                await events.apublish_many([groups[index], groups[2]], batch)
+
+        await asyncio.gather(run(0), run(1))
+        own = [await receive_many(layer, channels[i], 40) for i in (0, 1)]
+        shared = await receive_many(layer, channels[2], 80)
+        for group, channel in zip(groups, channels, strict=True):
+            await layer.group_discard(group, channel)
+        await events.aclose_connections()
+        return own, shared
+
+    own, shared = asyncio.run(scenario())
+
+    for index in (0, 1):
+        expected = [{"type": "N", "run": index, "n": n} for n in range(40)]
+        assert own[index] == delivered(expected)
+        assert [m["event"] for m in shared if m["event"]["run"] == index] == expected
+    assert sum(pipelines) == 2 * 40 * 2  # every event to both of its groups
+    assert len(pipelines) < 10  # ten batches, two runs at once: they shared round trips

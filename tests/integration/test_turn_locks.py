@@ -1,0 +1,70 @@
+"""A chat turn locks only its own chat's row (PostgreSQL): turns in other chats of the same
+agent — every chat of a popular agent — go on while one is still open."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, transaction
+
+from chats import messaging
+from chats.models import Chat, Run
+from chats.tests.runtime_helpers import agent_version, demo_model
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_turns_in_two_chats_of_one_agent_do_not_wait_for_each_other(user, monkeypatch):
+    monkeypatch.setattr(messaging, "dispatch", lambda *args, **kwargs: None)
+    version = agent_version(demo_model(), agent_type="dialog")
+    first, second = (
+        Chat.objects.create(user=user, agent=version.agent, agent_version=version) for _ in range(2)
+    )
+    holding, release = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def open_turn() -> None:
+        # A turn in the first chat whose transaction has not committed yet.
+        try:
+            with transaction.atomic():
+                messaging.chat_message_post(user, chat=first, content="First")
+                holding.set()
+                release.wait(10)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            failure.append(exc)
+            holding.set()
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=open_turn)
+    other.start()
+    try:
+        assert holding.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")  # waiting would fail, not hang
+        turn = messaging.chat_message_post(user, chat=second, content="Second")
+    finally:
+        release.set()
+        other.join(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+
+    assert not failure
+    assert turn.run.chat_id == second.pk
+    assert Run.objects.filter(chat__in=[first, second]).count() == 2
+
+
+def test_the_turn_locks_the_chat_row_only(user, monkeypatch):
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(messaging, "dispatch", lambda *args, **kwargs: None)
+    version = agent_version(demo_model(), agent_type="dialog")
+    chat = Chat.objects.create(user=user, agent=version.agent, agent_version=version)
+
+    with CaptureQueriesContext(connection) as queries:
+        messaging.chat_message_post(user, chat=chat, content="Hello")
+
+    locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
+    assert locking, "the turn locks its chat"
+    assert all(sql.endswith('FOR UPDATE OF "chats_chat"') for sql in locking), locking
