@@ -105,7 +105,12 @@ def _clean_title(title: Any) -> str:
 
 
 def chat_version_for(
-    user: User, *, agent_id: Any, version_id: Any = None, is_test: bool = False
+    user: User,
+    *,
+    agent_id: Any,
+    version_id: Any = None,
+    is_test: bool = False,
+    agent: Agent | None = None,
 ) -> tuple[Agent, AgentVersion]:
     """The agent and the version a new chat of ``user`` is pinned to.
 
@@ -113,18 +118,30 @@ def chat_version_for(
       pin the current version, or an explicitly chosen approved/deprecated version.
     - Test chats (``is_test``) are for the agent's developers and collaborators only and
       may pin any version, drafts included (default: the newest one).
+
+    ``agent``: the agent, already loaded by the caller (with ``current_version``).
     """
-    pk = parse_uuid(agent_id)
-    agent = Agent.objects.select_related("current_version").filter(pk=pk).first() if pk else None
+    if agent is None:
+        pk = parse_uuid(agent_id)
+        agent = (
+            Agent.objects.select_related("current_version").filter(pk=pk).first() if pk else None
+        )
     if agent is None:
         raise NotFound()
-    role = agent_role(user, agent)
+    installed = None
+    if not is_test and agent.is_in_store and agent.developer_id != user.pk:
+        # The common case — a user chatting with an installed store agent — needs the
+        # install only; the developer role matters when there is none.
+        installed = Install.objects.filter(user=user, agent=agent).exists()
+    role = None if installed else agent_role(user, agent)
     if role is None:
         if not agent.is_in_store:
             raise NotFound()
         if is_test:
             raise PermissionDenied(_("Only the agent's developers can open test chats."))
-        if not Install.objects.filter(user=user, agent=agent).exists():
+        if installed is None:
+            installed = Install.objects.filter(user=user, agent=agent).exists()
+        if not installed:
             raise PermissionDenied(_("Install this agent to chat with it."))
     if agent.mode == Agent.Mode.TRIGGERS and not is_test:
         raise Conflict(_("This agent runs on triggers only; it has no chat."))
@@ -160,21 +177,24 @@ def chat_create(
     chat_id: uuid.UUID | None = None,
     request: Any = None,
     via: str = "",
+    agent: Agent | None = None,
 ) -> Chat:
     """A new chat pinned to the agent's current version (no configuration needed).
 
     ``chat_id``: the id the client chose (an AG-UI thread id); a taken id raises
     ``IntegrityError`` (the insert's savepoint is rolled back, the caller's transaction
-    stays usable). ``via`` names the interface in the audit detail (e.g. ``"ag-ui"``)."""
+    stays usable). ``via`` names the interface in the audit detail (e.g. ``"ag-ui"``).
+    ``agent``: the agent ``agent_id`` names, when the caller has loaded it already."""
     agent, version = chat_version_for(
-        user, agent_id=agent_id, version_id=agent_version_id, is_test=is_test
+        user, agent_id=agent_id, version_id=agent_version_id, is_test=is_test, agent=agent
     )
     title = _clean_title(title) if str(title or "").strip() else ""
     _check_session_limit(user)
     detail = {"agent": str(agent.pk), "version": version.version, "is_test": is_test}
     if via:
         detail["via"] = via
-    with transaction.atomic():
+    # A savepoint only where a failure is expected and survivable (a client-chosen id).
+    with transaction.atomic(savepoint=chat_id is not None):
         chat = Chat.objects.create(
             id=chat_id or uuid.uuid4(),
             user=user,
@@ -381,7 +401,9 @@ def _store_turn(
     ``held``: the chat, created in the caller's still open transaction (nothing to lock
     or check again)."""
     now = timezone.now()
-    with transaction.atomic():
+    # Inside the caller's transaction (``held``) a savepoint would buy nothing: a failure
+    # here fails the caller's transaction anyway.
+    with transaction.atomic(savepoint=held is None):
         if held is not None:
             chat = held
         else:
@@ -445,7 +467,6 @@ def _store_turn(
         if not chat.title:
             fields["title"] = _auto_title(text)
         Chat.objects.filter(pk=chat.pk).update(**fields)
-        install_touch(user, agent=chat.agent)
         audit_record(
             user,
             action=f"chat.{action}",
@@ -455,7 +476,12 @@ def _store_turn(
             detail={"run": str(run.pk), "message": str(user_message.pk)},
         )
         run_id = str(run.pk)
+        agent = chat.agent
         transaction.on_commit(lambda: dispatch(_run_task(), run_id))
+        # The usage counter after the commit, in a statement of its own: the install row is
+        # shared by all of the user's chats with the agent, and holding its lock for the
+        # whole turn would queue their turns (and API requests) behind each other.
+        transaction.on_commit(lambda: install_touch(user, agent=agent), robust=True)
     chat.context = context
     chat.title = fields.get("title", chat.title)
     return ChatTurn(chat=chat, run=run, user_message=user_message, assistant_message=assistant)

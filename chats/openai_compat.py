@@ -223,7 +223,11 @@ def resolve_model(user: User, model: str) -> tuple[Agent, AgentVersion | None]:
     (None: the current one). Access (installed, or one of its developers) is checked when
     the chat is created; an unknown name or version is ``model_not_found``."""
     slug, version_label = split_model(model.strip())
-    agent = Agent.objects.select_related("developer").filter(slug=slug).first() if slug else None
+    agent = (
+        Agent.objects.select_related("developer", "current_version").filter(slug=slug).first()
+        if slug
+        else None
+    )
     if agent is None:
         raise model_not_found(model)
     version = None
@@ -430,6 +434,7 @@ def _open_chat(user: User, req: CompletionRequest, drf_request: Any) -> tuple[Ch
             agent_id=agent.pk,
             agent_version_id=version.pk if version else None,
             request=drf_request,
+            agent=agent,
         )
     except (NotFound, PermissionDenied):
         raise model_not_found(req.model) from None

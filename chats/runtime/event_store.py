@@ -7,6 +7,12 @@ PostgreSQL in Celery mode the worker loop instead keeps a few asynchronous psyco
 connections of its own and writes a batch with one prepared statement (``unnest`` of the
 batch's arrays), ~0.15 ms of CPU, on the loop itself.
 
+The runs of a loop share the store's connections, and their batches share statements:
+while every connection is busy, the batches handed in wait and then go out together, in one
+``INSERT`` for all of their runs (a run's own batches stay in order: its emitter waits for
+each before it writes the next). Should such a statement fail, each run's rows are tried
+on their own, so a run with a bad batch fails alone.
+
 Only where the run row is committed and visible to other connections: Celery mode. The
 embedded server loop and inline runs (tests run inside a transaction) keep the ORM path.
 Commits are asynchronous (``synchronous_commit = off``), like the rest of the hot path
@@ -70,9 +76,11 @@ class AsyncEventStore:
         table = connections["default"].ops.quote_name(RunEvent._meta.db_table)
         self.sql = (
             f"INSERT INTO {table} (run_id, seq, type, payload, created_at) "  # noqa: S608 - our table name
-            "SELECT %s, u.s, u.t, u.p::jsonb, now() "
-            "FROM unnest(%s::int[], %s::text[], %s::text[]) AS u(s, t, p)"
+            "SELECT u.r, u.s, u.t, u.p::jsonb, now() "
+            "FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::text[]) AS u(r, s, t, p)"
         )
+        self._pending: list[tuple[str, list[tuple[int, dict[str, Any]]], asyncio.Future]] = []
+        self._writers = 0
         self._idle: list[Any] = []
         self._open = 0
         self._available = asyncio.Condition()
@@ -110,13 +118,52 @@ class AsyncEventStore:
             self._available.notify()
 
     async def store(self, run_id: str, rows: list[tuple[int, dict[str, Any]]]) -> None:
-        seqs = [seq for seq, _payload in rows]
-        types = [str(payload.get("type", ""))[:40] for _seq, payload in rows]
-        payloads = [json.dumps(payload, ensure_ascii=False) for _seq, payload in rows]
+        """Store one batch of ``run_id``'s events; returns once it is written."""
+        loop = asyncio.get_running_loop()
+        written = loop.create_future()
+        self._pending.append((run_id, rows, written))
+        if self._writers < POOL_SIZE:
+            self._writers += 1
+            loop.create_task(self._write_pending())
+        await written
+
+    async def _write_pending(self) -> None:
+        """Writes whatever batches are waiting, all of them in one statement, until none are."""
+        try:
+            while self._pending:
+                batches, self._pending = self._pending, []
+                try:
+                    await self._insert(batches)
+                except Exception as exc:  # noqa: BLE001 - handed to the runs' emitters
+                    if len(batches) == 1:
+                        _settle(batches, exc)
+                        continue
+                    for batch in batches:  # one run's bad rows must not fail the others
+                        try:
+                            await self._insert([batch])
+                        except Exception as one:  # noqa: BLE001
+                            _settle([batch], one)
+                        else:
+                            _settle([batch], None)
+                else:
+                    _settle(batches, None)
+        finally:
+            self._writers -= 1
+
+    async def _insert(
+        self, batches: list[tuple[str, list[tuple[int, dict[str, Any]]], asyncio.Future]]
+    ) -> None:
+        run_ids, seqs, types, payloads = [], [], [], []
+        for run_id, rows, _written in batches:
+            for seq, payload in rows:
+                run_ids.append(run_id)
+                seqs.append(seq)
+                types.append(str(payload.get("type", ""))[:40])
+                payloads.append(json.dumps(payload, ensure_ascii=False))
         for attempt in (1, 2):
             conn = await self._acquire()
             try:
-                await conn.execute(self.sql, (run_id, seqs, types, payloads))
+                await conn.execute(self.sql, (run_ids, seqs, types, payloads))
             except Exception as exc:
                 import psycopg
 
@@ -127,6 +174,19 @@ class AsyncEventStore:
                 raise
             await self._release(conn, broken=False)
             return
+
+
+def _settle(
+    batches: list[tuple[str, list[tuple[int, dict[str, Any]]], asyncio.Future]],
+    error: BaseException | None,
+) -> None:
+    for _run_id, _rows, written in batches:
+        if written.done():
+            continue
+        if error is None:
+            written.set_result(None)
+        else:
+            written.set_exception(error)
 
 
 def store_for(loop: asyncio.AbstractEventLoop, *, mode: str) -> AsyncEventStore | None:

@@ -216,7 +216,7 @@ def test_sending_stores_message_run_and_placeholder_then_dispatches_on_commit(
     placeholder = ChatMessage.objects.get(pk=turn.assistant_message.pk)
     run = Run.objects.get(pk=turn.run.pk)
 
-    assert len(callbacks) == 1
+    assert len(callbacks) == 2  # the dispatch, then the usage counter
     assert run.status == Run.Status.PENDING
     assert run.source == Run.Source.CHAT
     assert run.chat_id == chat.pk
@@ -262,6 +262,22 @@ def test_a_renamed_chat_keeps_its_title(user, chat, answered):
     chat.refresh_from_db()
 
     assert chat.title == "My trip"
+
+
+def test_the_usage_counter_is_not_written_inside_the_turn(
+    user, chat, version, django_capture_on_commit_callbacks
+):
+    # The install row is shared by the user's chats with the agent: no turn holds its lock.
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with CaptureQueriesContext(connection) as queries:
+            messaging.chat_message_post(user, chat=chat, content="Hello")
+
+    assert not [q for q in queries.captured_queries if '"agents_install"' in q["sql"]]
+    assert Install.objects.get(user=user, agent=version.agent).usage_count == 0
+    assert len(callbacks) == 2  # the dispatch, then the usage counter
 
 
 def test_sending_records_usage_of_the_install_and_an_audit_row(user, chat, version, answered):
