@@ -271,9 +271,11 @@ def test_the_usage_counter_is_not_written_inside_the_turn(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        with CaptureQueriesContext(connection) as queries:
-            messaging.chat_message_post(user, chat=chat, content="Hello")
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        CaptureQueriesContext(connection) as queries,
+    ):
+        messaging.chat_message_post(user, chat=chat, content="Hello")
 
     assert not [q for q in queries.captured_queries if '"agents_install"' in q["sql"]]
     assert Install.objects.get(user=user, agent=version.agent).usage_count == 0
