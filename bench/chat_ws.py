@@ -768,7 +768,7 @@ async def measure_relay(
 
     readers = [asyncio.ensure_future(read(ws)) for ws in sockets]
     spec = {
-        "layer": bench.env.get("CHANNEL_LAYER", "core"),
+        "layer": bench.env.get("CHANNEL_LAYER", "pubsub"),  # the settings default
         "redis": bench.env["REDIS_URL"],
         "chats": [chat for chat, _ in pairs],
         "batches": batches,

@@ -14,7 +14,8 @@ drains the queue. For each batch it
 A batch of pure deltas waits until ~``flush_interval`` (40 ms) after the previous flush,
 so a fast model does not flood the channel layer; any other event (a boundary) flushes at
 once, and so does the first delta of each message (time to first token). A flush costs
-~1.3 ms of CPU (an INSERT and a channels-redis group send, several round trips), so when
+CPU (an INSERT and a publish, each shared with the loop's other runs when they coincide:
+``event_store``, ``events.apublish_many``), so when
 many runs share one event loop the interval stretches to keep that loop's flushes under
 ``RUN_EVENT_FLUSHES_PER_SECOND`` (250): 40 ms up to 10 runs, 100 ms at 25 — deltas are
 merged, nothing is dropped, and boundaries still go out at once. Publishing
