@@ -188,8 +188,10 @@ def _run_execute(run_id: str) -> Outcome:
 
     # Asked here, on the run's own thread: Celery's current task is thread-local.
     execution = Execution(claim.run, mode=execution_mode())
-    release_run_connection()
     shared = worker_loop() if execution_mode() == "celery" else None
+    if shared is not None:
+        execution.prebuild(shared)
+    release_run_connection()
     with runs_on(shared):
         return async_to_sync(execution.main)()
 
@@ -239,6 +241,22 @@ class Execution:
         self.first_token_at = None
         self.shared_loop: asyncio.AbstractEventLoop | None = None
         self._secrets: list[str] = []
+        self._prebuilt = False
+        self._prebuild_error: BaseException | None = None
+
+    def prebuild(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Prepare the run and build its model now, on the run's own thread, for the shared
+        ``loop`` it is about to execute on — rather than from the loop through a hop back to
+        this thread (two thread hand-offs on the way to the first token, each waiting for
+        the GIL while the loop streams other runs). A failure is kept and raised where
+        :meth:`_execute` would have met it, after ``RUN_STARTED``, so it ends the run the
+        same way."""
+        self.shared_loop = loop
+        try:
+            self._prepare_and_build()
+        except Exception as exc:  # noqa: BLE001 - raised again by _execute
+            self._prebuild_error = exc
+        self._prebuilt = True
 
     async def main(self) -> Outcome:
         from chats.runtime.emitter import RunEmitter
@@ -327,9 +345,13 @@ class Execution:
         from integrations.llm import ProviderError
 
         try:
-            # One hop to the run's database thread for both (each hop costs two thread
-            # hand-offs on the way to the first token).
-            await db_call(self._prepare_and_build)()
+            if not self._prebuilt:
+                # One hop to the run's database thread for both (each hop costs two thread
+                # hand-offs on the way to the first token).
+                await db_call(self._prepare_and_build)()
+            elif self._prebuild_error is not None:
+                error, self._prebuild_error = self._prebuild_error, None
+                raise error
             self.translator.step_offset = self.ctx.step_offset
             key = getattr(getattr(self.chat_model, "credential", None), "api_key", None)
             if hasattr(key, "get_secret_value"):

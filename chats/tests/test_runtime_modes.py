@@ -113,6 +113,34 @@ def test_a_celery_worker_stores_the_same_events_as_inline(user, fake_llm, celery
     )
 
 
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_model_cannot_be_built_fails_the_same_way_in_a_worker(
+    user, fake_llm, celery_worker_factory
+):
+    # A worker prepares the run and builds its model on the run's thread before it
+    # enters the loop (Execution.prebuild); a failure there still ends the run after
+    # RUN_STARTED with the error's code, as inline.
+    from integrations.models import LLMModel
+
+    celery_worker_factory.start(env=WORKER_ENV)
+    llm = fake_model(fake_llm)
+    version = agent_version(llm, agent_type="dialog")
+    LLMModel.objects.filter(pk=llm.pk).update(is_active=False)
+    inline = chat_run(user, version, "Hello?")
+    run_execute(str(inline.pk))
+    worker_run = chat_run(user, version, "Hello?")
+
+    dispatch(run_execute_task, str(worker_run.pk))
+
+    wait_until(lambda: finished(worker_run))
+    assert signature(worker_run) == signature(inline)
+    assert signature(worker_run)[2] == Run.Status.FAILED
+    last = stored(worker_run)[-1]
+    assert (last["type"], last["code"]) == ("RUN_ERROR", "model_inactive")
+    assert not fake_llm.chat_requests
+
+
 def kill_mid_run(fake_llm, factory, settings, run: Run, *, after_first_token: bool) -> Run:
     """Start a worker, let it take ``run``, SIGKILL the whole worker, start another one
     (which restores unacknowledged messages after 3 s) and wait until the run has ended."""
