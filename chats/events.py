@@ -29,6 +29,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from agentstore import dispatch
+from agentstore.aio import settle
 
 HANDLER_TYPE = "event.deliver"
 # A sync publisher waits this long for the server loop before giving up on an event.
@@ -132,13 +133,7 @@ class _Pipeline:
                     await self._execute(pending)
                 except Exception as exc:  # noqa: BLE001 - handed to every waiter
                     error = exc
-                for waiter in waiters:
-                    if waiter.done():
-                        continue
-                    if error is None:
-                        waiter.set_result(None)
-                    else:
-                        waiter.set_exception(error)
+                settle(waiters, error)
         finally:
             self._task = None
 

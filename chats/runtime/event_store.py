@@ -30,6 +30,8 @@ from typing import Any
 
 from django.db import connections
 
+from agentstore.aio import settle
+
 logger = logging.getLogger(__name__)
 
 POOL_SIZE = 4
@@ -180,13 +182,7 @@ def _settle(
     batches: list[tuple[str, list[tuple[int, dict[str, Any]]], asyncio.Future]],
     error: BaseException | None,
 ) -> None:
-    for _run_id, _rows, written in batches:
-        if written.done():
-            continue
-        if error is None:
-            written.set_result(None)
-        else:
-            written.set_exception(error)
+    settle((written for _run_id, _rows, written in batches), error)
 
 
 def store_for(loop: asyncio.AbstractEventLoop, *, mode: str) -> AsyncEventStore | None:
