@@ -73,11 +73,8 @@ def chat_row_for(user: User, chat_id: Any) -> Chat:
     turn checks first (status, active branch) is the chat's own row, and the turn reads
     it again under a lock anyway."""
     pk = parse_uuid(chat_id)
-    if pk is None or not getattr(user, "is_authenticated", False):
-        raise NotFound()
-    found = list(
-        Chat.objects.filter(pk=pk, user=user).exclude(status=Chat.Status.DELETED).order_by()[:1]
-    )
+    rows = chats_for(user, is_test=None).select_related(None).order_by()
+    found = list(rows.filter(pk=pk)[:1]) if pk else []
     if not found:
         raise NotFound()
     return found[0]

@@ -398,6 +398,7 @@ def _store_turn(
     held: Chat | None = None,
 ) -> ChatTurn:
     """Store (user message,) run and placeholder in one transaction; dispatch on commit.
+
     ``held``: the chat, created in the caller's still open transaction (nothing to lock
     or check again)."""
     now = timezone.now()
@@ -510,22 +511,10 @@ def chat_message_post(
     (e.g. imported history ending at ``parent_id``). No answer can be in progress and the
     parent is the caller's own, so those reads are skipped — five queries of a request to
     the OpenAI-compatible endpoint."""
+    text = _preflight(user, chat, content, idle_check=not new_chat)
     if new_chat:
-        text = _preflight(user, chat, content, idle_check=False)
-        _check_rate(user)
-        return _store_turn(
-            user,
-            chat_id=chat.pk,
-            parent_id=parent_id or None,
-            text=text,
-            user_message=None,
-            action="message",
-            request=request,
-            via=via,
-            held=chat,
-        )
-    text = _preflight(user, chat, content)
-    if parent_id not in (None, ""):
+        parent_pk = parent_id or None
+    elif parent_id not in (None, ""):
         parent = chat_selectors.message_for(chat, parent_id)
         if parent.role == ChatMessage.Role.USER:
             raise ValidationFailed(
@@ -544,6 +533,7 @@ def chat_message_post(
         action="message",
         request=request,
         via=via,
+        held=chat if new_chat else None,
     )
 
 
