@@ -23,7 +23,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket_auth import OriginOrTokenValidator, WebSocketAuthMiddleware  # noqa: E402
-from agentstore import dispatch  # noqa: E402
+from agentstore import dispatch, heap  # noqa: E402
 from agentstore.lean_asgi import LeanASGIHandler, is_lean  # noqa: E402
 from agentstore.routing import websocket_urlpatterns  # noqa: E402
 from chats.runtime.recovery import start_embedded_sweeper  # noqa: E402
@@ -38,6 +38,21 @@ router = ProtocolTypeRouter(
         ),
     }
 )
+
+
+def _warm() -> None:
+    """Import what the first requests would (the URL configuration and every view, the chat
+    consumer) so it is part of the start-up heap that ``heap.settle`` freezes."""
+    from django.urls import get_resolver
+
+    import chats.consumers  # noqa: F401
+
+    get_resolver().url_patterns  # noqa: B018 - imports the URL configuration
+
+
+if not settings.TESTING:
+    _warm()
+    heap.settle("web")
 
 
 async def _lifespan(receive, send) -> None:

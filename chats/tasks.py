@@ -10,7 +10,7 @@ import time
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 from django.conf import settings
 from django.utils.translation import gettext as _
 
@@ -37,7 +37,18 @@ def _preload_runtime(**_kwargs) -> None:
     from chats.runtime.loop import apply_switch_interval
 
     ensure_agentscope()
+    import chats.runtime.execute  # noqa: F401 - and the rest of the run path
+
     apply_switch_interval()
+
+
+@worker_ready.connect
+def _settle_heap(**_kwargs) -> None:
+    """Freeze the worker's start-up heap (AgentScope, the model SDKs, Django) out of the
+    garbage collector once it is ready to take tasks (``agentstore.heap``)."""
+    from agentstore import heap
+
+    heap.settle("worker")
 
 
 @shared_task(
