@@ -43,10 +43,12 @@ def max_concurrent_runs() -> int:
         return settings.MAX_CONCURRENT_RUNS_PER_USER
 
 
-def runs_check_capacity(user: User) -> None:
-    """Refuse a new run while the user has ``max_concurrent_runs_per_user`` active ones."""
+def runs_check_capacity(user: User, *, active: int | None = None) -> None:
+    """Refuse a new run while the user has ``max_concurrent_runs_per_user`` active ones
+    (``active``: the count, when the caller has read it already)."""
     limit = max_concurrent_runs()
-    active = Run.objects.filter(user=user, status__in=Run.ACTIVE).count()
+    if active is None:
+        active = Run.objects.filter(user=user, status__in=Run.ACTIVE).count()
     if active >= limit:
         raise RateLimited(
             _("You have %(n)d answers in progress; wait for one to finish.") % {"n": active},

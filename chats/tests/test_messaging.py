@@ -303,6 +303,46 @@ def test_messages_continue_the_active_branch(user, chat, answered):
     )
 
 
+def test_a_turn_reads_the_chats_tree_only_when_the_stored_leaf_has_moved_on(
+    user, chat, answered, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def post(text):
+        # The turn's own statements (its answer runs afterwards, outside the capture).
+        with (
+            django_capture_on_commit_callbacks(execute=False) as callbacks,
+            CaptureQueriesContext(connection) as queries,
+        ):
+            turn = messaging.chat_message_post(user, chat=chat, content=text)
+        for callback in callbacks:
+            callback()
+        chat.refresh_from_db()
+        walks = [
+            q["sql"]
+            for q in queries.captured_queries
+            if '"parent_id" AS "parent_id" FROM "chats_chatmessage"' in q["sql"]
+            and 'ORDER BY "chats_chatmessage"."created_at"' in q["sql"]
+        ]
+        return turn, walks
+
+    first = answered(user, chat, "one")
+    chat.refresh_from_db()
+
+    # The stored end of the branch is the last answer, still a leaf: no walk of the tree.
+    second, walks = post("two")
+    assert second.user_message.parent_id == first.assistant_message.pk
+    assert not walks
+
+    # Stored: an earlier message with answers below it. The branch goes on to its newest leaf.
+    chat.context = {**chat.context, chat_selectors.ACTIVE_LEAF_KEY: str(first.user_message.pk)}
+    chat.save(update_fields=["context"])
+    third, walks = post("three")
+    assert third.user_message.parent_id == second.assistant_message.pk
+    assert walks
+
+
 @pytest.mark.parametrize(
     ("content", "details"),
     [

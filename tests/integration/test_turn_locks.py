@@ -8,6 +8,7 @@ import threading
 import pytest
 from django.db import connection, transaction
 
+from agentstore.errors import Conflict
 from chats import messaging
 from chats.models import Chat, Run
 from chats.tests.runtime_helpers import agent_version, demo_model
@@ -68,3 +69,64 @@ def test_the_turn_locks_the_chat_row_only(user, monkeypatch):
     locking = [q["sql"] for q in queries.captured_queries if "FOR UPDATE" in q["sql"]]
     assert locking, "the turn locks its chat"
     assert all(sql.endswith('FOR UPDATE OF "chats_chat"') for sql in locking), locking
+
+
+def test_a_turn_waiting_for_the_lock_sees_the_answer_started_meanwhile(user, monkeypatch):
+    """The lock and the check for an answer in progress travel in one pipeline; the check
+    still runs after the lock is granted, so it sees a turn that committed while this one
+    waited (a check in the locking statement itself would use the snapshot from before)."""
+    monkeypatch.setattr(messaging, "dispatch", lambda *args, **kwargs: None)
+    version = agent_version(demo_model(), agent_type="dialog")
+    chat = Chat.objects.create(user=user, agent=version.agent, agent_version=version)
+    first_row = messaging.chat_selectors.chat_row_for(user, chat.pk)
+    second_row = messaging.chat_selectors.chat_row_for(user, chat.pk)
+    holding, release = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def open_turn() -> None:
+        try:
+            with transaction.atomic():
+                messaging.chat_message_post(user, chat=first_row, content="First")
+                holding.set()
+                release.wait(10)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            failure.append(exc)
+            holding.set()
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=open_turn)
+    other.start()
+    outcome: list[BaseException] = []
+
+    def second_turn() -> None:
+        try:
+            # Past the checks that need no lock (the first turn has not committed yet).
+            messaging._store_turn(
+                user,
+                chat=second_row,
+                parent_id=None,
+                text="Second",
+                user_message=None,
+                action="message",
+                request=None,
+                via="test",
+            )
+        except BaseException as exc:  # noqa: BLE001 - what the test looks at
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    assert holding.wait(10)
+    waiting = threading.Thread(target=second_turn)
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive(), "the second turn waits for the chat's row"
+    release.set()
+    other.join(10)
+    waiting.join(10)
+
+    assert not failure
+    assert len(outcome) == 1, outcome
+    assert isinstance(outcome[0], Conflict), outcome
+    assert Run.objects.filter(chat=chat).count() == 1
