@@ -194,7 +194,9 @@ def start_call(caller: Caller, name: str, arguments: dict[str, Any]) -> StartedC
         raise ValidationFailed(details={"chat_id": [_("Must be a string.")]})
     from django.db import transaction
 
-    with transaction.atomic():
+    from agentstore.db import pipelined
+
+    with transaction.atomic(), pipelined():
         if chat_ref:
             chat = chat_selectors.chat_for(caller.user, chat_ref)
             if chat.agent_id != agent.pk:

@@ -60,6 +60,7 @@ from accounts.audit import audit_record
 from accounts.models import User
 from agents.models import Agent, AgentVersion
 from agents.selectors import installs_for, parse_uuid, store_agents
+from agentstore.db import pipelined
 from agentstore.errors import (
     AuthenticationFailed,
     Conflict,
@@ -448,8 +449,10 @@ def start_completion(request: HttpRequest) -> Started:
     user = drf_request.user
     req = parse_completion(read_json_object(request), request.headers.get(CHAT_HEADER, ""))
     try:
-        # One transaction: a refused message (a limit) leaves no empty chat behind.
-        with transaction.atomic():
+        # One transaction: a refused message (a limit) leaves no empty chat behind. Its
+        # statements are pipelined (agentstore.db): those whose answers nothing reads (the
+        # chat's and the turn's INSERTs) travel with the next read.
+        with transaction.atomic(), pipelined():
             chat, parent, created = _open_chat(user, req, drf_request)
             turn = messaging.chat_message_post(
                 user,

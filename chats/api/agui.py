@@ -67,6 +67,7 @@ from accounts.models import User
 from agents.models import Agent
 from agents.selectors import parse_uuid
 from agentstore.api.envelope import error_body
+from agentstore.db import pipelined
 from agentstore.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -274,8 +275,9 @@ def start_run(request: HttpRequest) -> StartedRun:
     run_input = parse_run_input(read_json_object(request))
     text = last_user_text(run_input)
     user = drf_request.user
-    # One transaction: a refused message (a limit) leaves no new empty chat behind.
-    with transaction.atomic():
+    # One transaction: a refused message (a limit) leaves no new empty chat behind;
+    # pipelined like the OpenAI-compatible endpoint's (agentstore.db).
+    with transaction.atomic(), pipelined():
         chat = thread_open(user, run_input, request=drf_request)
         turn = messaging.chat_message_post(
             user, chat=chat, content=text, request=drf_request, via="ag-ui"
