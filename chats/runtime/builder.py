@@ -211,28 +211,52 @@ def _usable(row: dict[str, Any]) -> bool:
     )
 
 
+#: The longest path :func:`conversation_path` walks (a guard, far beyond any memory window).
+MAX_PATH = 10_000
+
+_PATH_SQL = """
+WITH RECURSIVE path(id, parent_id, depth) AS (
+    SELECT id, parent_id, 0 FROM {table} WHERE id = %s AND chat_id = %s
+    UNION ALL
+    SELECT m.id, m.parent_id, path.depth + 1
+    FROM {table} m JOIN path ON m.id = path.parent_id
+    WHERE m.chat_id = %s AND path.depth < %s
+)
+SELECT m.id, m.role, m.status, m.message_type, m.content
+FROM path JOIN {table} m ON m.id = path.id
+ORDER BY path.depth DESC
+"""
+
+
 def conversation_path(run: Run, window: int) -> tuple[list[tuple[str, str]], str]:
     """``(history, user_text)``: the last ``window`` usable messages on the path to the
-    run's user message (that message is ``user_text``, the rest is ``history``)."""
+    run's user message (that message is ``user_text``, the rest is ``history``).
+
+    One recursive query walks from the user message up its parents: the path's rows
+    only, not the whole chat (long chats with many branches cost what their path costs)."""
     if run.user_message_id is None or run.chat_id is None:
         return [], str((run.input or {}).get("text") or "")
-    parents = dict(ChatMessage.objects.filter(chat_id=run.chat_id).values_list("id", "parent_id"))
-    path: list[Any] = []
-    node = run.user_message_id
-    while node is not None and node not in path:
-        path.append(node)
-        node = parents.get(node)
-    path.reverse()
-    rows = {
-        row["id"]: row
-        for row in ChatMessage.objects.filter(pk__in=path).values(
-            "id", "role", "status", "message_type", "content"
+    from django.db import connection
+
+    field = ChatMessage._meta.pk
+    chat_id = ChatMessage._meta.get_field("chat").target_field.get_db_prep_value(
+        run.chat_id, connection
+    )
+    start = field.get_db_prep_value(run.user_message_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PATH_SQL.format(table=connection.ops.quote_name(ChatMessage._meta.db_table)),
+            [start, chat_id, chat_id, MAX_PATH],
         )
-    }
-    usable = [rows[pk] for pk in path if pk in rows and _usable(rows[pk])]
-    current = rows.get(run.user_message_id)
+        fetched = cursor.fetchall()
+    names = ("id", "role", "status", "message_type", "content")
+    rows = [dict(zip(names, row, strict=True)) for row in fetched]
+    for row in rows:
+        row["id"] = field.to_python(row["id"])
+    current = rows[-1] if rows and rows[-1]["id"] == run.user_message_id else None
     user_text = (current or {}).get("content") or str((run.input or {}).get("text") or "")
-    usable = [row for row in usable if row["id"] != run.user_message_id][-(max(1, window) - 1) :]
+    usable = [row for row in rows if _usable(row) and row["id"] != run.user_message_id]
+    usable = usable[-(max(1, window) - 1) :]
     if window <= 1:
         usable = []
     return [(row["role"], row["content"]) for row in usable], user_text

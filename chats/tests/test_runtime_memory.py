@@ -77,6 +77,30 @@ def test_other_branches_and_failed_answers_are_not_remembered(user, fake_llm):
     ]
 
 
+def test_the_path_is_read_in_one_query_that_skips_the_other_branches(user, fake_llm):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chats.runtime.builder import conversation_path
+
+    version = agent_version(fake_model(fake_llm), agent_type="dialog", system_prompt="Hi.")
+    run = chat_run(user, version, "And now?", history=HISTORY)
+    first_user = ChatMessage.objects.get(chat=run.chat, content="My name is Ada.")
+    for index in range(30):  # a long abandoned branch below the first message
+        ChatMessage.objects.create(
+            chat=run.chat, parent=first_user, role="assistant", content=f"Other {index}"
+        )
+
+    with CaptureQueriesContext(connection) as queries:
+        history, text = conversation_path(run, 20)
+
+    assert len(queries.captured_queries) == 1
+    assert "WITH RECURSIVE" in queries.captured_queries[0]["sql"]
+    assert history == HISTORY
+    assert text == "And now?"
+    assert conversation_path(run, 2) == ([HISTORY[-1]], "And now?")
+
+
 def test_the_persona_template_is_rendered_with_safe_variables(user, fake_llm):
     user.display_name = "Alice {{ agent_name }}"
     user.save(update_fields=["display_name"])
