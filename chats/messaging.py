@@ -444,12 +444,14 @@ def _store_turn(
     request: Any,
     via: str,
     held: bool = False,
+    run_id: Any = None,
 ) -> ChatTurn:
     """Store (user message,) run and placeholder in one transaction; dispatch on commit.
 
     ``held``: ``chat`` was created in the caller's still open transaction (nothing to lock
     or check again). Otherwise the chat's row is locked and read again, and ``chat`` takes
-    its current values.
+    its current values. ``run_id``: the new run's id when the caller chose it (to follow
+    the run's events before it starts).
 
     The statements go out pipelined (``agentstore.db``): the lock and the check for an
     answer in progress travel together (the check runs after the lock is granted, with a
@@ -490,6 +492,7 @@ def _store_turn(
         source = Run.Source.TEST if chat.is_test else Run.Source.CHAT
         assistant_id = uuid.uuid4()
         run = Run.objects.create(
+            **({"id": run_id} if run_id is not None else {}),
             user=user,
             agent_id=chat.agent_id,
             agent_version_id=chat.agent_version_id,
@@ -550,9 +553,11 @@ def chat_message_post(
     request: Any = None,
     via: str = "",
     new_chat: bool = False,
+    run_id: Any = None,
 ) -> ChatTurn:
     """Send a user message: it continues the active branch, or follows ``parent_id`` (an
-    answer of this chat) to continue an earlier point of the conversation.
+    answer of this chat) to continue an earlier point of the conversation. ``run_id``: the
+    id the answer's run gets (default: a new one).
 
     ``new_chat``: ``chat`` was created in the caller's transaction, which still holds it
     (``chat_create``, with its agent and version), and has only what the caller put in it
@@ -583,6 +588,7 @@ def chat_message_post(
         request=request,
         via=via,
         held=new_chat,
+        run_id=run_id,
     )
 
 

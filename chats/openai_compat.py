@@ -443,8 +443,9 @@ def _open_chat(user: User, req: CompletionRequest, drf_request: Any) -> tuple[Ch
     return chat, parent, True
 
 
-def start_completion(request: HttpRequest) -> Started:
-    """Authenticate, validate, open the chat and post the message (sync, one hop)."""
+def start_completion(request: HttpRequest, *, run_id: Any = None) -> Started:
+    """Authenticate, validate, open the chat and post the message (sync, one hop); the
+    run gets ``run_id`` when given."""
     drf_request = _user(request)
     user = drf_request.user
     req = parse_completion(read_json_object(request), request.headers.get(CHAT_HEADER, ""))
@@ -462,6 +463,7 @@ def start_completion(request: HttpRequest) -> Started:
                 request=drf_request,
                 via="openai",
                 new_chat=created,
+                run_id=run_id,
             )
     except DomainError as exc:
         raise from_domain(exc) from None
@@ -527,9 +529,9 @@ def _with_headers(response: HttpResponse, started: Started) -> HttpResponse:
     return response
 
 
-async def _complete(started: Started) -> HttpResponse:
+async def _complete(started: Started, subscription: streaming.Subscription) -> HttpResponse:
     try:
-        result = await streaming.run_result(started.run_id, fresh=True)
+        result = await streaming.run_result(started.run_id, fresh=True, subscription=subscription)
     finally:
         await archive_if_fresh(started)
     if result.status == "failed":
@@ -608,12 +610,16 @@ class ChunkWriter:
     done = "data: [DONE]\n\n"
 
 
-async def stream_chunks(started: Started) -> Any:
+async def stream_chunks(started: Started, subscription: streaming.Subscription) -> Any:
     writer = ChunkWriter(started, int(time.time()))
     yield writer.role()
     try:
         async for event in streaming.follow_run(
-            started.run_id, idle=True, idle_poll=KEEPALIVE_SECONDS, fresh=True
+            started.run_id,
+            idle=True,
+            idle_poll=KEEPALIVE_SECONDS,
+            fresh=True,
+            subscription=subscription,
         ):
             kind = event.get("type")
             if event is streaming.IDLE:
@@ -651,7 +657,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return OpenAIError(405, _("Use POST.")).response()
     try:
-        started = await streaming.db(start_completion, request)
+        # Subscribed to the run's events while it is stored and dispatched.
+        started, subscription = await streaming.start_subscribed(start_completion, request)
     except OpenAIError as exc:
         return exc.response()
     except Exception:
@@ -665,13 +672,16 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
         return failure.response()
     if not started.request.stream:
         try:
-            return await _complete(started)
+            return await _complete(started, subscription)
         except streaming.FollowTimeout:
             timeout = OpenAIError(
                 504, _("The answer did not finish in time."), type_="server_error"
             )
             return _with_headers(timeout.response(), started)
-    response = StreamingHttpResponse(stream_chunks(started), content_type="text/event-stream")
+    response = StreamingHttpResponse(
+        streaming.SubscribedStream(stream_chunks(started, subscription), subscription),
+        content_type="text/event-stream",
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return _with_headers(response, started)

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -188,6 +189,78 @@ class RunCursor:
         return delivered
 
 
+class Subscription:
+    """A private channel in a run's group: the run's live events.
+
+    Opened before the run exists (:func:`start_subscribed`), it hears the run from its
+    first event: a follower subscribing only after the dispatch would find the first
+    events already published, and read them from storage before it could pass on the
+    first token (a database round trip on the way to the first token, under load the
+    slowest part of the relay). Closing is idempotent; :meth:`close_soon` does it from any
+    thread (a response closed before its stream started)."""
+
+    def __init__(self, run_id: Any) -> None:
+        self.run_id = str(run_id)
+        self.layer = get_channel_layer()
+        self.group = events.run_group(self.run_id)
+        self.channel = ""
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
+
+    async def open(self) -> Subscription:
+        self.loop = asyncio.get_running_loop()
+        self.channel = await self.layer.new_channel()
+        await self.layer.group_add(self.group, self.channel)
+        return self
+
+    async def close(self) -> None:
+        if self.closed or not self.channel:
+            return
+        self.closed = True
+        try:
+            await self.layer.group_discard(self.group, self.channel)
+        except Exception:  # noqa: BLE001 - the layer is gone; membership expires on its own
+            logger.warning("leaving %s failed", self.group)
+
+    def close_soon(self) -> None:
+        loop = self.loop
+        if self.closed or loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop stopped meanwhile
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.close()))
+
+
+async def start_subscribed(start: Callable[..., Any], *args: Any) -> tuple[Any, Subscription]:
+    """Subscribe to a new run's events, then ``start(*args, run_id=...)`` (sync, on the
+    database threads: it stores and dispatches the run with that id). The subscription is
+    open before the run can publish anything (one Redis round trip, against the database
+    round trips of a read-back), so a fresh stream gets every event live."""
+    run_id = str(uuid.uuid4())
+    subscription = await Subscription(run_id).open()
+    try:
+        started = await db(start, *args, run_id=run_id)
+    except BaseException:
+        await subscription.close()
+        raise
+    return started, subscription
+
+
+class SubscribedStream:
+    """The body of a streaming response that follows a run through ``subscription``:
+    Django calls :meth:`close` when the response ends, which also drops the subscription
+    of a stream that never started (the client left first)."""
+
+    def __init__(self, body: AsyncIterator[Any], subscription: Subscription) -> None:
+        self.body = body
+        self.subscription = subscription
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self.body
+
+    def close(self) -> None:
+        self.subscription.close_soon()
+
+
 async def follow_run(
     run_id: Any,
     *,
@@ -196,6 +269,7 @@ async def follow_run(
     idle_poll: float = IDLE_POLL_SECONDS,
     idle: bool = False,
     fresh: bool = False,
+    subscription: Subscription | None = None,
 ) -> AsyncIterator[Event]:
     """Yield run ``run_id``'s events with ``seq > after`` in order, ending with the
     terminal event; raises :class:`FollowTimeout` after ``max_wait`` seconds (default
@@ -207,13 +281,15 @@ async def follow_run(
     the first live event shows the gap, which is read from storage. So an ordinary stream
     costs no query at all in the web process.
 
+    ``subscription``: one opened before the run started (:func:`start_subscribed`); it is
+    closed with the stream.
+
     Runs on the event loop that serves the request (the in-memory channel layer only
     works there). Closing the iterator (the client went away) leaves the group.
     """
-    layer = get_channel_layer()
-    group = events.run_group(run_id)
-    channel = await layer.new_channel()
-    await layer.group_add(group, channel)
+    if subscription is None:
+        subscription = await Subscription(run_id).open()
+    layer, channel = subscription.layer, subscription.channel
     cursor = RunCursor(run_id, after=after)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (follow_timeout() if max_wait is None else max_wait)
@@ -260,10 +336,7 @@ async def follow_run(
             receiving.cancel()
             with contextlib.suppress(BaseException):
                 await receiving
-        try:
-            await layer.group_discard(group, channel)
-        except Exception:  # noqa: BLE001 - the layer is gone; membership expires on its own
-            logger.warning("leaving %s failed", group)
+        await subscription.close()
 
 
 @dataclass
@@ -297,13 +370,16 @@ async def run_result(
     max_wait: float | None = None,
     fresh: bool = False,
     on_event: Callable[[Event], Awaitable[None]] | None = None,
+    subscription: Subscription | None = None,
 ) -> RunResult:
     """Wait for run ``run_id`` to end and return its answer (the stored output, else the
     streamed text) and usage; raises :class:`FollowTimeout`. ``on_event`` sees every
     event on the way (progress reports)."""
     pieces: list[str] = []
     terminal: Event = {}
-    async for event in follow_run(run_id, max_wait=max_wait, fresh=fresh):
+    async for event in follow_run(
+        run_id, max_wait=max_wait, fresh=fresh, subscription=subscription
+    ):
         if on_event is not None:
             await on_event(event)
         if event.get("type") == TEXT_DELTA:

@@ -269,8 +269,9 @@ class StartedRun:
     chat_id: str
 
 
-def start_run(request: HttpRequest) -> StartedRun:
-    """Authenticate, validate, open the thread and post the message (sync, one hop)."""
+def start_run(request: HttpRequest, *, run_id: Any = None) -> StartedRun:
+    """Authenticate, validate, open the thread and post the message (sync, one hop); the
+    run gets ``run_id`` when given."""
     drf_request = authenticate(request)
     run_input = parse_run_input(read_json_object(request))
     text = last_user_text(run_input)
@@ -280,7 +281,7 @@ def start_run(request: HttpRequest) -> StartedRun:
     with transaction.atomic(), pipelined():
         chat = thread_open(user, run_input, request=drf_request)
         turn = messaging.chat_message_post(
-            user, chat=chat, content=text, request=drf_request, via="ag-ui"
+            user, chat=chat, content=text, request=drf_request, via="ag-ui", run_id=run_id
         )
     return StartedRun(run_id=str(turn.run.pk), chat_id=str(chat.pk))
 
@@ -304,10 +305,16 @@ def run_error(encoder: EventEncoder, run_id: str, code: str, message: str) -> st
     return encoder.encode(event)
 
 
-async def sse_events(run_id: str, encoder: EventEncoder) -> Any:
+async def sse_events(
+    run_id: str, encoder: EventEncoder, subscription: streaming.Subscription | None = None
+) -> Any:
     try:
         async for event in streaming.follow_run(
-            run_id, idle=True, idle_poll=KEEPALIVE_SECONDS, fresh=True
+            run_id,
+            idle=True,
+            idle_poll=KEEPALIVE_SECONDS,
+            fresh=True,
+            subscription=subscription,
         ):
             if event is streaming.IDLE:
                 yield ": keep-alive\n\n"
@@ -333,12 +340,14 @@ async def agent_run(request: HttpRequest) -> HttpResponse:
         response["Allow"] = "POST"
         return response
     try:
-        started = await streaming.db(start_run, request)
+        # Subscribed to the run's events while it is stored and dispatched.
+        started, subscription = await streaming.start_subscribed(start_run, request)
     except DomainError as exc:
         return error_response(exc)
     encoder = EventEncoder(accept=request.headers.get("Accept"))
     response = StreamingHttpResponse(
-        sse_events(started.run_id, encoder), content_type=encoder.get_content_type()
+        streaming.SubscribedStream(sse_events(started.run_id, encoder, subscription), subscription),
+        content_type=encoder.get_content_type(),
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come

@@ -4,6 +4,7 @@ stream back through the channel layer, as under ``make run``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -369,3 +370,53 @@ async def test_follow_run_gives_up_after_its_deadline(user, agent):
     with pytest.raises(streaming.FollowTimeout):
         async for _event in streaming.follow_run(run.pk, max_wait=0.2, idle_poll=0.05):
             pass
+
+
+async def test_a_run_started_subscribed_is_heard_from_its_first_event(user, agent):
+    """start_subscribed opens the subscription before the run can publish: events that
+    exist only live (never stored here) still all arrive, in order."""
+    from chats import events, streaming
+    from chats.tests.factories import RunFactory
+
+    loop = asyncio.get_running_loop()
+
+    def start(*, run_id):
+        RunFactory(id=run_id, user=user, agent_version=agent.current_version)
+        kinds = ["RUN_STARTED", "TEXT_MESSAGE_CONTENT", "RUN_FINISHED"]
+        for seq, kind in enumerate(kinds, start=1):
+            event = events.run_event(run_id, seq, {"type": kind, "delta": "hi"})
+            publishing = events.apublish(events.run_group(run_id), event)
+            asyncio.run_coroutine_threadsafe(publishing, loop).result(5)
+        return run_id
+
+    run_id, subscription = await streaming.start_subscribed(start)
+    followed = [
+        (event["seq"], event["type"])
+        async for event in streaming.follow_run(
+            run_id, fresh=True, subscription=subscription, max_wait=3, idle_poll=5
+        )
+    ]
+
+    assert followed == [(1, "RUN_STARTED"), (2, "TEXT_MESSAGE_CONTENT"), (3, "RUN_FINISHED")]
+    assert subscription.closed
+
+
+async def test_a_run_that_fails_to_start_leaves_no_subscription(user, agent, monkeypatch):
+    from chats import streaming
+
+    opened: list[streaming.Subscription] = []
+    original = streaming.Subscription.open
+
+    async def recording(self):
+        opened.append(self)
+        return await original(self)
+
+    monkeypatch.setattr(streaming.Subscription, "open", recording)
+
+    def start(*, run_id):
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        await streaming.start_subscribed(start)
+    assert len(opened) == 1
+    assert opened[0].closed
