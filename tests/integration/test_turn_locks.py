@@ -16,42 +16,51 @@ from chats.tests.runtime_helpers import agent_version, demo_model
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
+class OpenTurn:
+    """A turn in ``chat``, on a thread of its own, whose transaction stays open (holding
+    the chat's row) until :meth:`release`."""
+
+    def __init__(self, user, chat, content: str) -> None:
+        self.holding, self.released = threading.Event(), threading.Event()
+        self.failure: list[BaseException] = []
+        self.thread = threading.Thread(target=self._turn, args=(user, chat, content))
+        self.thread.start()
+        assert self.holding.wait(10)
+
+    def _turn(self, user, chat, content: str) -> None:
+        try:
+            with transaction.atomic():
+                messaging.chat_message_post(user, chat=chat, content=content)
+                self.holding.set()
+                self.released.wait(10)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.failure.append(exc)
+            self.holding.set()
+        finally:
+            connection.close()
+
+    def release(self) -> None:
+        self.released.set()
+        self.thread.join(10)
+
+
 def test_turns_in_two_chats_of_one_agent_do_not_wait_for_each_other(user, monkeypatch):
     monkeypatch.setattr(messaging, "dispatch", lambda *args, **kwargs: None)
     version = agent_version(demo_model(), agent_type="dialog")
     first, second = (
         Chat.objects.create(user=user, agent=version.agent, agent_version=version) for _ in range(2)
     )
-    holding, release = threading.Event(), threading.Event()
-    failure: list[BaseException] = []
-
-    def open_turn() -> None:
-        # A turn in the first chat whose transaction has not committed yet.
-        try:
-            with transaction.atomic():
-                messaging.chat_message_post(user, chat=first, content="First")
-                holding.set()
-                release.wait(10)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            failure.append(exc)
-            holding.set()
-        finally:
-            connection.close()
-
-    other = threading.Thread(target=open_turn)
-    other.start()
+    other = OpenTurn(user, first, "First")  # not committed yet
     try:
-        assert holding.wait(10)
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '3s'")  # waiting would fail, not hang
         turn = messaging.chat_message_post(user, chat=second, content="Second")
     finally:
-        release.set()
-        other.join(10)
+        other.release()
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = 0")
 
-    assert not failure
+    assert not other.failure
     assert turn.run.chat_id == second.pk
     assert Run.objects.filter(chat__in=[first, second]).count() == 2
 
@@ -80,23 +89,7 @@ def test_a_turn_waiting_for_the_lock_sees_the_answer_started_meanwhile(user, mon
     chat = Chat.objects.create(user=user, agent=version.agent, agent_version=version)
     first_row = messaging.chat_selectors.chat_row_for(user, chat.pk)
     second_row = messaging.chat_selectors.chat_row_for(user, chat.pk)
-    holding, release = threading.Event(), threading.Event()
-    failure: list[BaseException] = []
-
-    def open_turn() -> None:
-        try:
-            with transaction.atomic():
-                messaging.chat_message_post(user, chat=first_row, content="First")
-                holding.set()
-                release.wait(10)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            failure.append(exc)
-            holding.set()
-        finally:
-            connection.close()
-
-    other = threading.Thread(target=open_turn)
-    other.start()
+    other = OpenTurn(user, first_row, "First")
     outcome: list[BaseException] = []
 
     def second_turn() -> None:
@@ -117,16 +110,14 @@ def test_a_turn_waiting_for_the_lock_sees_the_answer_started_meanwhile(user, mon
         finally:
             connection.close()
 
-    assert holding.wait(10)
     waiting = threading.Thread(target=second_turn)
     waiting.start()
     waiting.join(0.5)
     assert waiting.is_alive(), "the second turn waits for the chat's row"
-    release.set()
-    other.join(10)
+    other.release()
     waiting.join(10)
 
-    assert not failure
+    assert not other.failure
     assert len(outcome) == 1, outcome
     assert isinstance(outcome[0], Conflict), outcome
     assert Run.objects.filter(chat=chat).count() == 1
