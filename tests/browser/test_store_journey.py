@@ -52,7 +52,8 @@ def test_developer_publishes_reviewer_approves_user_installs_and_rates(
     dev.locator("#id_agent_type").select_option("dialog")
     dev.get_by_role("button", name="Create agent").click()
     assert _flash(dev) == "Haiku Helper is created. Configure its first version."
-    assert dev.get_by_role("heading", name="Test chat").is_visible()
+    # Waits: the click returns once the new page has started, perhaps before its aside.
+    dev.get_by_role("heading", name="Test chat").wait_for(state="visible")
 
     dev.locator("#id_system_prompt").fill("You write haiku about {{ topic }}.")
     dev.locator("#id_persona_variables").fill("topic = the sea")
