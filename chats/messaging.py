@@ -85,9 +85,22 @@ def messages_per_minute() -> int:
 # --- sessions ------------------------------------------------------------------------------
 
 
-def _check_session_limit(user: User) -> None:
+def _open_chats(user: User) -> Any:
+    """The user's active chats, counted (a ``values_list`` queryset of one value)."""
+    return (
+        Chat.objects.filter(user=user, status=Chat.Status.ACTIVE)
+        .values("user")
+        .annotate(n=Count("pk"))
+        .values_list("n")
+    )
+
+
+def _check_session_limit(user: User, *, open_chats: int | None = None) -> None:
+    """``open_chats``: the count, when the caller has read it already."""
     limit = max_sessions()
-    if Chat.objects.filter(user=user, status=Chat.Status.ACTIVE).count() >= limit:
+    if open_chats is None:
+        open_chats = Chat.objects.filter(user=user, status=Chat.Status.ACTIVE).count()
+    if open_chats >= limit:
         raise Conflict(
             _("You have %(n)d open chats, the most allowed. Archive or delete one first.")
             % {"n": limit},
@@ -106,6 +119,12 @@ def _clean_title(title: Any) -> str:
     return title
 
 
+def _install_decides(user: User, agent: Agent, is_test: bool) -> bool:
+    """An ordinary chat with a store agent the user does not develop: the install alone
+    decides (no role query)."""
+    return not is_test and agent.is_in_store and agent.developer_id != user.pk
+
+
 def chat_version_for(
     user: User,
     *,
@@ -113,6 +132,7 @@ def chat_version_for(
     version_id: Any = None,
     is_test: bool = False,
     agent: Agent | None = None,
+    installed: bool | None = None,
 ) -> tuple[Agent, AgentVersion]:
     """The agent and the version a new chat of ``user`` is pinned to.
 
@@ -121,7 +141,8 @@ def chat_version_for(
     - Test chats (``is_test``) are for the agent's developers and collaborators only and
       may pin any version, drafts included (default: the newest one).
 
-    ``agent``: the agent, already loaded by the caller (with ``current_version``).
+    ``agent``: the agent, already loaded by the caller (with ``current_version``);
+    ``installed``: whether the user installed it, when the caller has read that already.
     """
     if agent is None:
         pk = parse_uuid(agent_id)
@@ -130,8 +151,7 @@ def chat_version_for(
         )
     if agent is None:
         raise NotFound()
-    installed = None
-    if not is_test and agent.is_in_store and agent.developer_id != user.pk:
+    if installed is None and _install_decides(user, agent, is_test):
         # The common case — a user chatting with an installed store agent — needs the
         # install only; the developer role matters when there is none.
         installed = Install.objects.filter(user=user, agent=agent).exists()
@@ -187,11 +207,24 @@ def chat_create(
     ``IntegrityError`` (the insert's savepoint is rolled back, the caller's transaction
     stays usable). ``via`` names the interface in the audit detail (e.g. ``"ag-ui"``).
     ``agent``: the agent ``agent_id`` names, when the caller has loaded it already."""
+    installed = open_chats = None
+    if agent is not None and _install_decides(user, agent, is_test):
+        # The install and the open chats in one statement (the API's fresh chats).
+        install, open_chats = fetch_scalars(
+            Install.objects.filter(user=user, agent=agent).values_list("pk"),
+            _open_chats(user),
+        )
+        installed, open_chats = install is not None, open_chats or 0
     agent, version = chat_version_for(
-        user, agent_id=agent_id, version_id=agent_version_id, is_test=is_test, agent=agent
+        user,
+        agent_id=agent_id,
+        version_id=agent_version_id,
+        is_test=is_test,
+        agent=agent,
+        installed=installed,
     )
     title = _clean_title(title) if str(title or "").strip() else ""
-    _check_session_limit(user)
+    _check_session_limit(user, open_chats=open_chats)
     detail = {"agent": str(agent.pk), "version": version.version, "is_test": is_test}
     if via:
         detail["via"] = via

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from accounts.models import AuditLog
-from agents.models import AgentVersion, Install
+from agents.models import Agent, AgentVersion, Install
 from agents.tests.factories import AgentVersionFactory, InstallFactory, published_agent
 from agentstore.errors import Conflict, NotFound, PermissionDenied, RateLimited, ValidationFailed
 from chats import chat_selectors, messaging
@@ -96,9 +96,38 @@ def test_a_taken_chat_id_is_refused_and_the_callers_transaction_goes_on(user, ve
         assert Chat.objects.filter(user=user).count() == 1
 
 
-def test_a_chat_needs_the_agent_installed(other_user, version):
+def loaded(version, yes: bool):
+    """The agent as an API caller passes it (loaded, with its current version), or None."""
+    if not yes:
+        return None
+    return Agent.objects.select_related("current_version").get(pk=version.agent_id)
+
+
+@pytest.mark.parametrize("preloaded", [False, True])
+def test_a_chat_needs_the_agent_installed(other_user, version, preloaded):
     with pytest.raises(PermissionDenied, match="Install this agent"):
-        messaging.chat_create(other_user, agent_id=version.agent_id)
+        messaging.chat_create(
+            other_user, agent_id=version.agent_id, agent=loaded(version, preloaded)
+        )
+
+
+def test_a_loaded_agents_install_and_the_open_chats_are_read_in_one_statement(user, version):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    agent = loaded(version, True)
+    with CaptureQueriesContext(connection) as queries:
+        messaging.chat_create(user, agent_id=version.agent_id, agent=agent)
+
+    reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT")
+        and ('"agents_install"' in q["sql"] or '"chats_chat"' in q["sql"])
+    ]
+    assert len(reads) == 1, reads
+    assert '"agents_install"' in reads[0]
+    assert '"chats_chat"' in reads[0]
 
 
 @pytest.mark.parametrize("agent_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
@@ -178,14 +207,18 @@ def test_test_chat_turns_run_as_test_runs(developer, django_capture_on_commit_ca
     assert turn.run.source == Run.Source.TEST
 
 
-def test_the_session_limit_refuses_a_new_chat_until_one_is_archived(user, version, settings):
+@pytest.mark.parametrize("preloaded", [False, True])
+def test_the_session_limit_refuses_a_new_chat_until_one_is_archived(
+    user, version, settings, preloaded
+):
     settings.MAX_SESSIONS_PER_USER = 1
-    first = messaging.chat_create(user, agent_id=version.agent_id)
+    agent = loaded(version, preloaded)
+    first = messaging.chat_create(user, agent_id=version.agent_id, agent=agent)
 
     with pytest.raises(Conflict) as caught:
-        messaging.chat_create(user, agent_id=version.agent_id)
+        messaging.chat_create(user, agent_id=version.agent_id, agent=agent)
     messaging.chat_update(user, chat=first, status="archived")
-    second = messaging.chat_create(user, agent_id=version.agent_id)
+    second = messaging.chat_create(user, agent_id=version.agent_id, agent=agent)
 
     assert caught.value.message == (
         "You have 1 open chats, the most allowed. Archive or delete one first."
