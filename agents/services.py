@@ -807,11 +807,11 @@ def agent_uninstall(user: User, *, agent: Agent, request: Any = None) -> None:
         audit_record(user, action="agent.uninstall", obj=agent, request=request)
 
 
-def install_touch(user: User, *, agent: Agent | None = None, agent_id: Any = None) -> None:
-    """Record a use of an installed agent (``agent``, or its id; called by chats). Usage
-    counters are not audited: they are measurements, not decisions."""
+def install_touch(user: User, *, agent_id: Any) -> None:
+    """Record a use of an installed agent (called by chats, which have its id, not the
+    agent). Usage counters are not audited: they are measurements, not decisions."""
     now = timezone.now()
-    Install.objects.filter(user=user, agent_id=agent.pk if agent is not None else agent_id).update(
+    Install.objects.filter(user=user, agent_id=agent_id).update(
         usage_count=F("usage_count") + 1,
         last_used_at=now,
         first_used_at=Coalesce(F("first_used_at"), Value(now)),

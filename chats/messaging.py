@@ -33,7 +33,7 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -47,7 +47,7 @@ from agentstore.dispatch import dispatch
 from agentstore.errors import Conflict, NotFound, PermissionDenied, RateLimited, ValidationFailed
 from chats import chat_selectors
 from chats.models import Chat, ChatMessage, Run
-from chats.services import MAX_INPUT_CHARS, run_stop, runs_check_capacity
+from chats.services import MAX_INPUT_CHARS, run_stop, runs_active, runs_check_capacity
 
 MAX_CONTENT_CHARS = MAX_INPUT_CHARS
 MAX_TITLE_CHARS = 200
@@ -85,21 +85,22 @@ def messages_per_minute() -> int:
 # --- sessions ------------------------------------------------------------------------------
 
 
-def _open_chats(user: User) -> Any:
-    """The user's active chats, counted (a ``values_list`` queryset of one value)."""
-    return (
-        Chat.objects.filter(user=user, status=Chat.Status.ACTIVE)
-        .values("user")
-        .annotate(n=Count("pk"))
-        .values_list("n")
-    )
+def _open_chats(user: User) -> QuerySet[Chat]:
+    """The user's active chats (what ``max_sessions_per_user`` limits)."""
+    return Chat.objects.filter(user=user, status=Chat.Status.ACTIVE)
+
+
+def _users_count(rows: QuerySet) -> QuerySet:
+    """``rows`` (all of one user's) counted, as a one-value queryset for ``fetch_scalars``
+    (no row when there are none)."""
+    return rows.values("user").annotate(n=Count("pk")).values_list("n")
 
 
 def _check_session_limit(user: User, *, open_chats: int | None = None) -> None:
     """``open_chats``: the count, when the caller has read it already."""
     limit = max_sessions()
     if open_chats is None:
-        open_chats = Chat.objects.filter(user=user, status=Chat.Status.ACTIVE).count()
+        open_chats = _open_chats(user).count()
     if open_chats >= limit:
         raise Conflict(
             _("You have %(n)d open chats, the most allowed. Archive or delete one first.")
@@ -212,7 +213,7 @@ def chat_create(
         # The install and the open chats in one statement (the API's fresh chats).
         install, open_chats = fetch_scalars(
             Install.objects.filter(user=user, agent=agent).values_list("pk"),
-            _open_chats(user),
+            _users_count(_open_chats(user)),
         )
         installed, open_chats = install is not None, open_chats or 0
     agent, version = chat_version_for(
@@ -438,10 +439,7 @@ def _preflight(
     stored = parse_uuid((chat.context or {}).get(chat_selectors.ACTIVE_LEAF_KEY)) if leaf else None
     queries = [
         _busy_run(chat.pk) if idle_check else Run.objects.none(),
-        Run.objects.filter(user=user, status__in=Run.ACTIVE)
-        .values("user")
-        .annotate(n=Count("pk"))
-        .values_list("n"),
+        _users_count(runs_active(user)),
         # The stored leaf, if it is this chat's and nothing follows it (else: None/True).
         ChatMessage.objects.filter(chat_id=chat.pk, pk=stored)
         .annotate(followed=Exists(ChatMessage.objects.filter(parent_id=OuterRef("pk"))))

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -43,12 +44,17 @@ def max_concurrent_runs() -> int:
         return settings.MAX_CONCURRENT_RUNS_PER_USER
 
 
+def runs_active(user: User) -> QuerySet[Run]:
+    """The user's runs in progress (what ``max_concurrent_runs_per_user`` limits)."""
+    return Run.objects.filter(user=user, status__in=Run.ACTIVE)
+
+
 def runs_check_capacity(user: User, *, active: int | None = None) -> None:
     """Refuse a new run while the user has ``max_concurrent_runs_per_user`` active ones
     (``active``: the count, when the caller has read it already)."""
     limit = max_concurrent_runs()
     if active is None:
-        active = Run.objects.filter(user=user, status__in=Run.ACTIVE).count()
+        active = runs_active(user).count()
     if active >= limit:
         raise RateLimited(
             _("You have %(n)d answers in progress; wait for one to finish.") % {"n": active},

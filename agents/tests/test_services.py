@@ -511,8 +511,8 @@ def test_install_touch_records_usage(user):
     agent = published_agent()
     install = services.agent_install(user, agent=agent)
 
-    services.install_touch(user, agent=agent)
-    services.install_touch(user, agent=agent)
+    services.install_touch(user, agent_id=agent.pk)
+    services.install_touch(user, agent_id=agent.pk)
 
     install.refresh_from_db()
     assert install.usage_count == 2

@@ -80,32 +80,33 @@ def test_streaming_completion_sends_chunks_then_done(server, user, agent, key):
     assert {c.usage for c in chunks[:-1]} == {None}
 
 
-def test_a_stream_is_subscribed_before_its_run_starts_so_nothing_is_read_back(
-    server, user, agent, key, monkeypatch
-):
-    """The run's events are subscribed to while it is stored and dispatched: the first
-    ones reach the client live, not read back from storage after a late subscription."""
-    from chats import streaming
+def test_a_stream_is_subscribed_before_its_run_is_stored(server, user, agent, key, monkeypatch):
+    """The run's events are subscribed to before the run is stored and dispatched, so the
+    first ones reach the client live, not read back from storage after a late
+    subscription (``streaming.start_subscribed``)."""
+    from chats import messaging, streaming
 
-    reads: list[str] = []
-    backlog = streaming.RunCursor.backlog
+    order: list[str] = []
+    opening, posting = streaming.Subscription.open, messaging.chat_message_post
 
-    async def counted(self, *, upto=None):
-        if upto is not None:  # a gap: live events began after some were published
-            reads.append(self.run_id)
-        return await backlog(self, upto=upto)
+    async def opened(self):
+        order.append("subscribed")
+        return await opening(self)
 
-    monkeypatch.setattr(streaming.RunCursor, "backlog", counted)
-    for _ in range(3):
-        chunks = list(
-            client(server, key).chat.completions.create(
-                model="helper", messages=[{"role": "user", "content": "Hello"}], stream=True
-            )
+    def posted(*args, **kwargs):
+        order.append("stored")
+        return posting(*args, **kwargs)
+
+    monkeypatch.setattr(streaming.Subscription, "open", opened)
+    monkeypatch.setattr(messaging, "chat_message_post", posted)
+    for stream in (True, False):
+        order.clear()
+        answer = client(server, key).chat.completions.create(
+            model="helper", messages=[{"role": "user", "content": "Hello"}], stream=stream
         )
-        assert chunks[-1].choices[0].finish_reason == "stop"
-
-    assert reads == []
-    assert Run.objects.filter(user=user, status="completed").count() == 3
+        finish = list(answer)[-1].choices[0] if stream else answer.choices[0]
+        assert finish.finish_reason == "stop"
+        assert order == ["subscribed", "stored"]
 
 
 def test_async_client_streams_and_completes(server, user, agent, key):
